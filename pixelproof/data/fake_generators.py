@@ -1,0 +1,164 @@
+"""Generator-like pipelines that turn a clean 32x32 photo crop into a "fake".
+
+Each pipeline is a small pure function ``(content, rng) -> fake``: ``content`` is a uint8
+32x32x3 RGB crop of a real photograph, ``rng`` a ``numpy.random.Generator`` that supplies every
+random choice (so a seeded rng gives byte-identical output), and the result is a uint8 32x32x3
+array. Each one re-synthesises the content the way a family of real generators does and so
+leaves that family's trace: the checkerboard of transposed convolutions, the blur and aliasing of
+interpolating decoders, the over-smoothed texture of denoisers, the spectral peaks of generator
+fingerprints. Strengths are drawn per image so that some fakes are easy and some are hard.
+
+Every random pattern is shared by the three channels: a greyscale photograph stays greyscale, so
+"grey image with colour noise" is never a shortcut to the label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+SIZE = 32
+
+FakeGenerator = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+
+def _check(content: np.ndarray) -> np.ndarray:
+    """Validate the input and return it as float64 (exact arithmetic, reproducible rounding)."""
+    if content.shape != (SIZE, SIZE, 3) or content.dtype != np.uint8:
+        raise ValueError(
+            f"expected a uint8 array of shape ({SIZE}, {SIZE}, 3), got {content.dtype} "
+            f"{content.shape}"
+        )
+    return content.astype(np.float64)
+
+
+def _to_uint8(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def _box_downsample(x: np.ndarray, factor: int) -> np.ndarray:
+    """Area-average ``factor`` x ``factor`` blocks of an HxWxC float array."""
+    h, w, c = x.shape
+    return x.reshape(h // factor, factor, w // factor, factor, c).mean(axis=(1, 3))
+
+
+def _conv_transpose_x2(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Stride-2 transposed convolution with a 4x4 kernel, same for every channel.
+
+    The scatter-add form of ``torch.nn.functional.conv_transpose2d(stride=2, padding=1)``:
+    input pixel (i, j) adds ``x[i, j] * kernel`` at output (2i + ky - 1, 2j + kx - 1). The input
+    is replicate-padded first so the border rows get as many contributions as the inside ones
+    (zero padding would darken the frame, a trace no real generator has).
+    """
+    n = x.shape[0]
+    xp = np.pad(x, ((1, 1), (1, 1), (0, 0)), mode="edge")
+    full = np.zeros((2 * n + 6, 2 * n + 6, x.shape[2]))
+    for ky in range(4):
+        for kx in range(4):
+            full[ky : ky + 2 * (n + 2) : 2, kx : kx + 2 * (n + 2) : 2] += kernel[ky, kx] * xp
+    # Padded input index p = i + 1, so output o = 2i + k - 1 sits at full index o + 3.
+    return full[3 : 3 + 2 * n, 3 : 3 + 2 * n]
+
+
+# Bilinear x2 up-sampling as a 4-tap transposed-convolution kernel; each output pixel gets
+# weights summing to 1, so an unperturbed kernel up-samples without any periodic pattern.
+_BILINEAR_1D = np.array([0.25, 0.75, 0.75, 0.25])
+_BILINEAR_2D = np.outer(_BILINEAR_1D, _BILINEAR_1D)
+
+
+def tconv_upsample(content: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """GAN up-convolutions: stride-2 transposed convs with uneven kernels leave a checkerboard."""
+    x = _check(content)
+    factor = 2 if rng.random() < 0.7 else 4  # 16x16 (one or two learned up-samplings) or 8x8
+    x = _box_downsample(x, factor)
+    while x.shape[0] < SIZE:
+        # A "learned" kernel: bilinear plus a per-image perturbation. Its four stride phases
+        # then sum to slightly different gains, which is exactly what makes the checkerboard;
+        # renormalising to a total of 4 (= stride^2) keeps the mean brightness.
+        kernel = _BILINEAR_2D + rng.normal(0.0, rng.uniform(0.006, 0.025), size=(4, 4))
+        kernel *= 4.0 / kernel.sum()
+        x = _conv_transpose_x2(x, kernel)
+    return _to_uint8(x)
+
+
+_INTERPOLATIONS = (Image.Resampling.NEAREST, Image.Resampling.BILINEAR, Image.Resampling.BICUBIC)
+
+
+def interp_upsample(content: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Interpolating decoders: a low-resolution image up-sampled back, blurred or aliased."""
+    _check(content)
+    mode = _INTERPOLATIONS[rng.choice(len(_INTERPOLATIONS), p=[0.2, 0.4, 0.4])]
+    # Nearest-neighbour from very low resolutions is blocky beyond any real model; keep it >= 12.
+    low = int(rng.integers(12 if mode == Image.Resampling.NEAREST else 8, 21))
+    img = Image.fromarray(content).resize((low, low), Image.Resampling.BOX)
+    return np.asarray(img.resize((SIZE, SIZE), mode), dtype=np.uint8).copy()
+
+
+def smooth_resynth(content: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Diffusion/denoiser output: over-smoothed texture, flattened tones, faint structured noise."""
+    x = _check(content)
+    kind = rng.integers(3)
+    if kind == 0:
+        x = ndimage.gaussian_filter(x, sigma=(rng.uniform(0.7, 1.4),) * 2 + (0,))
+    elif kind == 1:
+        x = ndimage.median_filter(x, size=(3, 3, 1), mode="reflect")
+    else:
+        # Edge-preserving (bilateral-like) smoothing: a Gaussian blur whose weight falls off
+        # where the blurred value departs from the pixel, so edges survive and texture does not.
+        blurred = ndimage.gaussian_filter(x, sigma=(rng.uniform(1.0, 2.0),) * 2 + (0,))
+        diff = np.abs(blurred - x).mean(axis=2, keepdims=True)
+        weight = np.exp(-((diff / rng.uniform(8.0, 20.0)) ** 2))
+        x = weight * blurred + (1.0 - weight) * x
+    if rng.random() < 0.5:
+        # Tone flattening: fewer distinct levels, like a denoiser snapping to smooth gradients.
+        step = float(rng.choice([4.0, 6.0, 8.0]))
+        x = np.round(x / step) * step
+    # Faint noise with a fixed structure (diagonal streaks: a box blur along one diagonal), the
+    # residue a sampler leaves; shared by the channels.
+    noise = rng.normal(0.0, 1.0, size=(SIZE, SIZE))
+    noise = sum(np.roll(noise, (k, k), axis=(0, 1)) for k in range(3)) / np.sqrt(3.0)
+    x = x + rng.uniform(1.5, 3.0) * noise[:, :, None]
+    return _to_uint8(x)
+
+
+# A fixed palette of high spatial frequencies (cycles/pixel, on the 32-point FFT grid so they are
+# exact spectral peaks), like the few fingerprint frequencies a given generator keeps leaving.
+_PEAK_FREQS = np.array(
+    [
+        (0.5, 0.0),
+        (0.0, 0.5),
+        (0.5, 0.5),
+        (0.25, 0.25),
+        (0.25, -0.25),
+        (0.375, 0.125),
+        (0.125, 0.375),
+    ]
+)
+
+
+def spectral_peaks(content: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Generator fingerprints: a faint periodic pattern, i.e. a few peaks in the spectrum."""
+    x = _check(content)
+    picks = rng.choice(len(_PEAK_FREQS), size=int(rng.integers(1, 4)), replace=False)
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE]
+    pattern = np.zeros((SIZE, SIZE))
+    for fy, fx in _PEAK_FREQS[picks]:
+        # At the Nyquist frequency only the phases 0 and pi survive sampling (any other phase
+        # merely scales the pattern down, to nothing at pi/2), so draw from those two there.
+        nyquist_only = abs(fy) in (0.0, 0.5) and abs(fx) in (0.0, 0.5)
+        phase = np.pi * rng.integers(2) if nyquist_only else rng.uniform(0, 2 * np.pi)
+        pattern += np.cos(2 * np.pi * (fy * yy + fx * xx) + phase)
+    # Peak-to-peak amplitude of 4-10 grey levels, whatever the number of sinusoids.
+    pattern *= rng.uniform(4.0, 10.0) / np.ptp(pattern)
+    return _to_uint8(x + pattern[:, :, None])
+
+
+GENERATORS: dict[str, FakeGenerator] = {
+    "tconv_upsample": tconv_upsample,
+    "interp_upsample": interp_upsample,
+    "smooth_resynth": smooth_resynth,
+    "spectral_peaks": spectral_peaks,
+}

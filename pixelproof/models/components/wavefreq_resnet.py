@@ -1,0 +1,63 @@
+"""Seed 004's detector: a ResNet spatial branch with wavelet-attention down-sampling, plus a
+FreqNet frequency branch; their pooled features are concatenated into one real/fake logit.
+
+Built for 32x32 inputs: the ImageNet stem (7x7 stride-2 conv + max-pool) would shrink a 32x32 image
+to 8x8 before the first block, so it is replaced by a 3x3 stride-1 conv followed by wavelet
+attention, giving a 16x16 grid at layer 1. Every stride-2 bottleneck down-samples by wavelet
+attention too. Trained from scratch: no pretrained weights are needed or loaded.
+"""
+
+from collections.abc import Sequence
+
+import timm
+import torch
+from torch import nn
+
+from pixelproof.models.components.freqnet import FreqNetBranch
+from pixelproof.models.components.wavelet_attention import WaveletPool
+from pixelproof.models.components.wavelet_bottleneck import WaveletBottleneck
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def wavelet_resnet(name: str = "resnet50", wave: str = "haar") -> nn.Module:
+    """A timm bottleneck ResNet (no classifier) re-wired for 32x32 inputs with wavelet attention."""
+    net = timm.create_model(name, pretrained=False, num_classes=0)
+    stem_width = net.conv1.out_channels
+    net.conv1 = nn.Conv2d(3, stem_width, 3, stride=1, padding=1, bias=False)
+    net.maxpool = WaveletPool(wave)
+    for stage in (net.layer1, net.layer2, net.layer3, net.layer4):
+        first = stage[0]
+        if getattr(first, "conv2", None) is not None and first.conv2.stride == (2, 2):
+            stage[0] = WaveletBottleneck(first, wave)
+    return net
+
+
+class WaveFreqResNet(nn.Module):
+    """``[B,3,H,W]`` images in [0,1] -> ``[B]`` logits (fake = 1). Normalises internally."""
+
+    def __init__(
+        self,
+        backbone: str = "resnet50",
+        wave: str = "haar",
+        freq_width: int = 64,
+        freq_channels: int = 256,
+        high_pass_scale: int = 4,
+        dropout: float = 0.0,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+    ) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        self.spatial = wavelet_resnet(backbone, wave)
+        self.frequency = FreqNetBranch(freq_width, freq_channels, high_pass_scale)
+        self.head = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(self.spatial.num_features + freq_channels, 1)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x - self.mean) / self.std
+        features = torch.cat([self.spatial(x), self.frequency(x)], dim=1)
+        return self.head(features).squeeze(1)

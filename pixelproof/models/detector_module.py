@@ -1,0 +1,135 @@
+"""The LightningModule every real/fake detector shares.
+
+The contract (DESIGN.md): a batch is ``(images [B,3,H,W] in [0,1], labels [B] float, fake = 1)``;
+the injected ``net`` normalises internally and returns one logit per image. Swapping ``model=``
+swaps ``net`` (and, for RINE, the loss) while data, attacks and evaluation stay the same.
+"""
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from lightning import LightningModule
+from torch import nn
+from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryAveragePrecision
+
+
+def classification_metrics(prefix: str) -> MetricCollection:
+    """ACC@0.5, AP and AUROC, the numbers the RINE / UFD tables report."""
+    return MetricCollection(
+        {"acc": BinaryAccuracy(), "ap": BinaryAveragePrecision(), "auroc": BinaryAUROC()},
+        prefix=prefix,
+    )
+
+
+class DetectorModule(LightningModule):
+    """Binary real/fake detector trained with BCE on one logit.
+
+    Args:
+        net: ``[B,3,H,W]`` in [0,1] -> ``[B]`` logits.
+        optimizer: a partial optimizer (Hydra ``_partial_: true``), called with the parameters.
+        scheduler: optional partial LR scheduler, called with the optimizer.
+        scheduler_monitor: metric a ReduceLROnPlateau scheduler watches.
+        compile: wrap ``net`` with ``torch.compile`` at fit time.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: Any,
+        scheduler: Any = None,
+        scheduler_monitor: str = "val/loss",
+        compile: bool = False,
+    ) -> None:
+        super().__init__()
+        # Factories stay out of the checkpoint (it must load with torch's weights_only=True);
+        # train() records the plain model config there instead (see on_save_checkpoint).
+        self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler"])
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.model_config: dict | None = None
+        self.net = net
+        self.train_acc = BinaryAccuracy()
+        self.val_metrics = classification_metrics("val/")
+        self.val_loss = MeanMetric()
+        # One collection per test dataloader (one per generator); built when the loaders are known.
+        self.test_metrics = nn.ModuleList()
+        self.test_names: list[str] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(logits, y)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
+        x, y = batch
+        logits = self(x)
+        loss = self.loss(logits, y)
+        self.train_acc(logits.detach().sigmoid(), y.int())
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/acc", self.train_acc, prog_bar=True)
+        return loss
+
+    def on_train_epoch_start(self) -> None:
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"])
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
+        x, y = batch
+        logits = self(x)
+        self.val_loss(F.binary_cross_entropy_with_logits(logits, y))
+        self.val_metrics.update(logits.sigmoid(), y.int())
+
+    def on_validation_epoch_end(self) -> None:
+        self.log("val/loss", self.val_loss, prog_bar=True)
+        self.log_dict(self.val_metrics.compute(), prog_bar=True)
+        self.val_metrics.reset()
+
+    def on_test_start(self) -> None:
+        loaders = self.trainer.test_dataloaders
+        count = len(loaders) if isinstance(loaders, list | tuple) else 1
+        names = list(getattr(self.trainer.datamodule, "test_names", []))
+        self.test_names = names if len(names) == count else [str(i) for i in range(count)]
+        self.test_metrics = nn.ModuleList(classification_metrics("") for _ in self.test_names).to(
+            self.device
+        )
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, dataloader_idx=0):
+        x, y = batch
+        self.test_metrics[dataloader_idx].update(self(x).sigmoid(), y.int())
+
+    def on_test_epoch_end(self) -> None:
+        """Log ``test/<metric>``; with several generators, per generator plus their plain mean
+        (the RINE / UFD protocol averages generators, not images)."""
+        per_name = {name: m.compute() for name, m in zip(self.test_names, self.test_metrics)}
+        if len(per_name) > 1:
+            for name, values in per_name.items():
+                self.log_dict({f"test/{name}/{k}": v for k, v in values.items()})
+        for key in next(iter(per_name.values())):
+            self.log(f"test/{key}", torch.stack([v[key] for v in per_name.values()]).mean())
+        for m in self.test_metrics:
+            m.reset()
+
+    def setup(self, stage: str) -> None:
+        if self.hparams.compile and stage == "fit":
+            self.net = torch.compile(self.net)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.model_config is not None:
+            checkpoint["model_config"] = self.model_config
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimizer = self.optimizer_factory(params=params)
+        if self.scheduler_factory is None:
+            return {"optimizer": optimizer}
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {
+                "scheduler": scheduler,
+                "monitor": self.hparams.scheduler_monitor,
+                "interval": "epoch",
+            },
+        }

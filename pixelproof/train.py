@@ -1,0 +1,102 @@
+"""Train a detector, then test its best checkpoint.
+
+    python -m pixelproof.train                                  # default detector, embedded data
+    python -m pixelproof.train trainer.max_epochs=3 data.batch_size=128 model.optimizer.lr=1e-3
+    python -m pixelproof.train ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt  # resume
+
+``train(cfg)`` is a plain function (tests and notebooks call it); ``main`` only wraps it for Hydra.
+Heavy imports happen inside ``train`` so ``--help`` and ``--cfg job`` answer at once.
+"""
+
+import json
+import logging
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+import pixelproof  # noqa: F401  (registers the config resolvers)
+
+log = logging.getLogger(__name__)
+
+
+def check_ckpt_path(ckpt_path: str | None) -> None:
+    if ckpt_path and not Path(ckpt_path).is_file():
+        raise FileNotFoundError(
+            f"ckpt_path={ckpt_path} does not exist; pass a checkpoint written by an earlier run, "
+            "e.g. ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt"
+        )
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit ``cfg.model`` on ``cfg.data``, test the best checkpoint, and return every logged
+    metric. Writes ``metrics.json`` (and the checkpoints and logs) under ``paths.output_dir``."""
+    check_ckpt_path(cfg.get("ckpt_path"))
+    import lightning as L
+
+    from pixelproof.utils.instantiate import instantiate_named
+
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+
+    datamodule = hydra.utils.instantiate(cfg.data)
+    model = hydra.utils.instantiate(cfg.model)
+    model.model_config = OmegaConf.to_container(cfg.model, resolve=True)
+    callbacks = instantiate_named(cfg.get("callbacks"), "callback")
+    loggers = instantiate_named(cfg.get("logger"), "logger")
+    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+    for logger in trainer.loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    metrics: dict[str, float] = {}
+    if cfg.get("train"):
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        metrics.update(_floats(trainer.callback_metrics))
+        if trainer.interrupted:
+            log.warning(
+                "Training was interrupted; resume with ckpt_path=<run>/checkpoints/last.ckpt"
+            )
+            return metrics
+
+    if cfg.get("test"):
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if not best:
+            log.warning("No best checkpoint recorded: testing the current weights.")
+        trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
+        metrics.update(_floats(trainer.callback_metrics))
+
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    _report(trainer, output_dir, metrics)
+    return metrics
+
+
+def _floats(metrics) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if getattr(v, "numel", lambda: 1)() == 1}
+
+
+def _report(trainer, output_dir: Path, metrics: dict[str, float]) -> None:
+    ckpt = trainer.checkpoint_callback
+    lines = ["", f"Run directory: {output_dir}"]
+    if ckpt is not None and ckpt.dirpath:
+        lines.append(f"  checkpoints:  {ckpt.dirpath} (best: {Path(ckpt.best_model_path).name})")
+    for logger in trainer.loggers:
+        lines.append(f"  {type(logger).__name__}: {logger.log_dir or logger.save_dir}")
+    lines.append(f"  metrics:      {output_dir / 'metrics.json'}")
+    summary = {k: round(v, 4) for k, v in metrics.items() if k.startswith(("test/", "val/"))}
+    if summary:
+        lines.append(f"  {summary}")
+    print("\n".join(lines))
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    metrics = train(cfg)
+    metric = cfg.get("optimized_metric")
+    return metrics.get(metric) if metric else None
+
+
+if __name__ == "__main__":
+    main()
