@@ -13,7 +13,7 @@ from torch import nn
 
 
 class WaveletAttention(nn.Module):
-    """Halve H and W; return ``(attended, LL)``. The LL band is what the shortcut of a block sees."""
+    """Halve H and W; return ``(attended, LL)`` (a block's shortcut takes the LL band)."""
 
     def __init__(self, wave: str = "haar") -> None:
         super().__init__()
