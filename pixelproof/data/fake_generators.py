@@ -72,16 +72,24 @@ _BILINEAR_2D = np.outer(_BILINEAR_1D, _BILINEAR_1D)
 def tconv_upsample(content: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """GAN up-convolutions: stride-2 transposed convs with uneven kernels leave a checkerboard."""
     x = _check(content)
-    factor = 2 if rng.random() < 0.7 else 4  # 16x16 (one or two learned up-samplings) or 8x8
-    x = _box_downsample(x, factor)
-    while x.shape[0] < SIZE:
+    factor = 2 if rng.random() < 0.7 else 4  # from 16x16 (one up-sampling) or 8x8 (two)
+    smooth = _box_downsample(x, factor)
+    # The up-sampled "features" are the pixels plus an offset, as a network's activations are
+    # not zero where the image is black: the checkerboard then shows in dark regions too.
+    offset = rng.uniform(32.0, 96.0)
+    learned = smooth + offset
+    while learned.shape[0] < SIZE:
         # A "learned" kernel: bilinear plus a per-image perturbation. Its four stride phases
         # then sum to slightly different gains, which is exactly what makes the checkerboard;
         # renormalising to a total of 4 (= stride^2) keeps the mean brightness.
         kernel = _BILINEAR_2D + rng.normal(0.0, rng.uniform(0.006, 0.025), size=(4, 4))
         kernel *= 4.0 / kernel.sum()
-        x = _conv_transpose_x2(x, kernel)
-    return _to_uint8(x)
+        learned = _conv_transpose_x2(learned, kernel)
+        smooth = _conv_transpose_x2(smooth, _BILINEAR_2D)
+    # A GAN's feature maps carry fine detail through the up-sampling, so its images are not
+    # blurry: put back part of the detail the low resolution lost. What is left is mostly the
+    # checkerboard, not blur, which smooth real photographs have too.
+    return _to_uint8(learned - offset + rng.uniform(0.3, 0.9) * (x - smooth))
 
 
 _INTERPOLATIONS = (Image.Resampling.NEAREST, Image.Resampling.BILINEAR, Image.Resampling.BICUBIC)
@@ -120,37 +128,35 @@ def smooth_resynth(content: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     # residue a sampler leaves; shared by the channels.
     noise = rng.normal(0.0, 1.0, size=(SIZE, SIZE))
     noise = sum(np.roll(noise, (k, k), axis=(0, 1)) for k in range(3)) / np.sqrt(3.0)
-    x = x + rng.uniform(1.5, 3.0) * noise[:, :, None]
+    x = x + rng.uniform(2.0, 4.0) * noise[:, :, None]
     return _to_uint8(x)
 
 
-# A fixed palette of high spatial frequencies (cycles/pixel, on the 32-point FFT grid so they are
-# exact spectral peaks), like the few fingerprint frequencies a given generator keeps leaving.
-_PEAK_FREQS = np.array(
-    [
-        (0.5, 0.0),
-        (0.0, 0.5),
-        (0.5, 0.5),
-        (0.25, 0.25),
-        (0.25, -0.25),
-        (0.375, 0.125),
-        (0.125, 0.375),
-    ]
+# The fingerprint: a fixed palette of high spatial frequencies, each with its fixed phase (cycles
+# per pixel, on the 32-point FFT grid so they are exact spectral peaks). A real generator leaves
+# the same few peaks, anchored to its pixel grid, in every image it makes; which of them show and
+# how strongly varies from image to image.
+_FINGERPRINT = (
+    # (fy, fx, phase)
+    (0.5, 0.5, 0.0),
+    (0.0, 0.5, np.pi),
+    (0.25, 0.25, np.pi / 4),
+    (0.25, -0.25, -np.pi / 3),
+    (0.375, 0.125, np.pi / 2),
+    (0.125, 0.375, 0.0),
 )
 
 
 def spectral_peaks(content: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Generator fingerprints: a faint periodic pattern, i.e. a few peaks in the spectrum."""
+    """Generator fingerprints: a faint fixed periodic pattern, i.e. a few peaks in the spectrum."""
     x = _check(content)
-    picks = rng.choice(len(_PEAK_FREQS), size=int(rng.integers(1, 4)), replace=False)
+    picks = rng.choice(len(_FINGERPRINT), size=int(rng.integers(1, 4)), replace=False)
     yy, xx = np.mgrid[0:SIZE, 0:SIZE]
     pattern = np.zeros((SIZE, SIZE))
-    for fy, fx in _PEAK_FREQS[picks]:
-        # At the Nyquist frequency only the phases 0 and pi survive sampling (any other phase
-        # merely scales the pattern down, to nothing at pi/2), so draw from those two there.
-        nyquist_only = abs(fy) in (0.0, 0.5) and abs(fx) in (0.0, 0.5)
-        phase = np.pi * rng.integers(2) if nyquist_only else rng.uniform(0, 2 * np.pi)
-        pattern += np.cos(2 * np.pi * (fy * yy + fx * xx) + phase)
+    for k in picks:
+        fy, fx, phase = _FINGERPRINT[k]
+        weight = rng.uniform(0.5, 1.0)
+        pattern += weight * np.cos(2 * np.pi * (fy * yy + fx * xx) + phase)
     # Peak-to-peak amplitude of 4-10 grey levels, whatever the number of sinusoids.
     pattern *= rng.uniform(4.0, 10.0) / np.ptp(pattern)
     return _to_uint8(x + pattern[:, :, None])

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import timm
 import torch
+from timm.models.resnet import Bottleneck
 from torch import nn
 
 from pixelproof.models.components.freqnet import FreqNetBranch
@@ -27,10 +28,13 @@ def wavelet_resnet(name: str = "resnet50", wave: str = "haar") -> nn.Module:
     stem_width = net.conv1.out_channels
     net.conv1 = nn.Conv2d(3, stem_width, 3, stride=1, padding=1, bias=False)
     net.maxpool = WaveletPool(wave)
-    for stage in (net.layer1, net.layer2, net.layer3, net.layer4):
-        first = stage[0]
-        if getattr(first, "conv2", None) is not None and first.conv2.stride == (2, 2):
-            stage[0] = WaveletBottleneck(first, wave)
+    if not isinstance(net.layer1[0], Bottleneck):
+        raise ValueError(
+            f"backbone={name!r}: wavelet attention is wired into bottleneck blocks; "
+            "choose a bottleneck ResNet such as resnet26, resnet50 or resnet101"
+        )
+    for stage in (net.layer2, net.layer3, net.layer4):
+        stage[0] = WaveletBottleneck(stage[0], wave)
     return net
 
 

@@ -1,0 +1,51 @@
+import pytest
+import torch
+
+from pixelproof.models.components.wavefreq_resnet import WaveFreqResNet
+
+
+@pytest.fixture(scope="module")
+def resnet50():
+    torch.manual_seed(0)
+    return WaveFreqResNet().eval()
+
+
+def test_one_logit_per_image_with_gradients_to_the_input(resnet50):
+    x = torch.rand(3, 3, 32, 32, requires_grad=True)
+    logits = resnet50(x)
+    assert logits.shape == (3,)
+    logits.sum().backward()  # adversarial attacks need this
+    assert x.grad.abs().sum() > 0
+
+
+def test_resnet50_size_and_32x32_wiring(resnet50):
+    params = sum(p.numel() for p in resnet50.parameters())
+    assert 23e6 < params < 26e6  # seed 004 reports 24.8M
+    grids = {}
+
+    def record(name):
+        def hook(module, inputs, output):
+            grids[name] = output.shape[-1]
+
+        return hook
+
+    names = ["layer1", "layer2", "layer3", "layer4"]
+    handles = [getattr(resnet50.spatial, n).register_forward_hook(record(n)) for n in names]
+    resnet50(torch.rand(1, 3, 32, 32))
+    for handle in handles:
+        handle.remove()
+    assert grids == {"layer1": 16, "layer2": 8, "layer3": 4, "layer4": 2}
+
+
+def test_normalises_internally_with_its_own_mean_and_std(resnet50):
+    raw = WaveFreqResNet(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)).eval()
+    raw.load_state_dict(resnet50.state_dict())  # same weights, identity normalisation
+    x = torch.rand(2, 3, 32, 32)
+    normalised = (x - resnet50.mean) / resnet50.std
+    assert torch.allclose(resnet50(x), raw(normalised), atol=1e-5)
+    assert not torch.allclose(resnet50(x), raw(x), atol=1e-3)
+
+
+def test_basic_block_backbones_are_refused():
+    with pytest.raises(ValueError, match="bottleneck ResNet"):
+        WaveFreqResNet(backbone="resnet18")
