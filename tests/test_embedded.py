@@ -192,7 +192,7 @@ def test_tconv_upsample_leaves_a_checkerboard() -> None:
     contents = _contents()
     fake = np.mean([_nyquist_share(f) for f in _fakes("tconv_upsample", contents)])
     real = np.mean([_nyquist_share(c) for c in contents])
-    assert fake > 3 * real
+    assert fake > 20 * real
 
 
 def _high_share(img: np.ndarray) -> float:
@@ -203,15 +203,18 @@ def _high_share(img: np.ndarray) -> float:
 def test_interp_upsample_removes_high_frequencies() -> None:
     contents = _contents()
     fake = np.mean([_high_share(f) for f in _fakes("interp_upsample", contents)])
-    assert fake < 0.5 * np.mean([_high_share(c) for c in contents])
+    assert fake < 0.75 * np.mean([_high_share(c) for c in contents])
 
 
 def test_smooth_resynth_smooths_and_adds_structured_noise() -> None:
-    contents = _contents()
+    contents = _contents(30)
     fakes = _fakes("smooth_resynth", contents)
-    # Texture is flattened: less high-frequency power overall.
-    hf = np.mean([_power(f)[_HIGH].sum() for f in fakes])
-    assert hf < 0.6 * np.mean([_power(c)[_HIGH].sum() for c in contents])
+    # Texture is flattened: less high-frequency power in the textured half of the crops (on flat
+    # crops the added noise is all the high frequencies there are).
+    hf_real = np.array([_power(c)[_HIGH].sum() for c in contents])
+    hf_fake = np.array([_power(f)[_HIGH].sum() for f in fakes])
+    textured = hf_real >= np.median(hf_real)
+    assert np.median(hf_fake[textured] / hf_real[textured]) < 0.7
     # What it adds on flat ground is noise streaked along the diagonal: correlated at lag (1, 1)
     # and not at lag (1, -1).
     flat = np.full((32, 32, 3), 128, np.uint8)
@@ -225,8 +228,9 @@ def test_smooth_resynth_smooths_and_adds_structured_noise() -> None:
 
 def test_spectral_peaks_adds_a_few_high_frequency_peaks() -> None:
     contents = _contents()
+    shares, peak_is_high = [], []
     for content, fake in zip(contents, _fakes("spectral_peaks", contents)):
         p = _power(fake.astype(np.float64) - content)
-        top = np.sort(p.ravel())[::-1][:6]  # up to 3 sinusoids, each a conjugate pair of bins
-        assert top.sum() > 0.7 * p.sum()
-        assert _HIGH[p == p.max()].all()
+        shares.append(np.sort(p.ravel())[::-1][:6].sum() / p.sum())  # 4 sinusoids: <= 6 bins
+        peak_is_high.append(_HIGH[p == p.max()].all())
+    assert np.mean(shares) > 0.9 and np.mean(peak_is_high) > 0.9

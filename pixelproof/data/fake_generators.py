@@ -105,6 +105,27 @@ def interp_upsample(content: np.ndarray, rng: np.random.Generator) -> np.ndarray
     return np.asarray(img.resize((SIZE, SIZE), mode), dtype=np.uint8).copy()
 
 
+def _bilateral(
+    x: np.ndarray, sigma_space: float, sigma_range: float, radius: int = 2
+) -> np.ndarray:
+    """Bilateral filter: neighbours weigh by distance and by likeness (on the channel mean, so
+    a grey image stays grey). Texture finer than ``sigma_range`` is flattened, edges survive."""
+    pad = np.pad(x, ((radius, radius), (radius, radius), (0, 0)), mode="reflect")
+    grey = x.mean(axis=2, keepdims=True)
+    total = np.zeros_like(x)
+    weights = np.zeros_like(grey)
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            shifted = pad[radius + dy : radius + dy + SIZE, radius + dx : radius + dx + SIZE]
+            w = np.exp(
+                -(dy * dy + dx * dx) / (2 * sigma_space**2)
+                - (shifted.mean(axis=2, keepdims=True) - grey) ** 2 / (2 * sigma_range**2)
+            )
+            total += w * shifted
+            weights += w
+    return total / weights
+
+
 def smooth_resynth(content: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Diffusion/denoiser output: over-smoothed texture, flattened tones, faint structured noise."""
     x = _check(content)
@@ -114,12 +135,7 @@ def smooth_resynth(content: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     elif kind == 1:
         x = ndimage.median_filter(x, size=(3, 3, 1), mode="reflect")
     else:
-        # Edge-preserving (bilateral-like) smoothing: a Gaussian blur whose weight falls off
-        # where the blurred value departs from the pixel, so edges survive and texture does not.
-        blurred = ndimage.gaussian_filter(x, sigma=(rng.uniform(1.0, 2.0),) * 2 + (0,))
-        diff = np.abs(blurred - x).mean(axis=2, keepdims=True)
-        weight = np.exp(-((diff / rng.uniform(8.0, 20.0)) ** 2))
-        x = weight * blurred + (1.0 - weight) * x
+        x = _bilateral(x, sigma_space=rng.uniform(1.0, 2.0), sigma_range=rng.uniform(25.0, 60.0))
     if rng.random() < 0.5:
         # Tone flattening: fewer distinct levels, like a denoiser snapping to smooth gradients.
         step = float(rng.choice([4.0, 6.0, 8.0]))
@@ -132,32 +148,28 @@ def smooth_resynth(content: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return _to_uint8(x)
 
 
-# The fingerprint: a fixed palette of high spatial frequencies, each with its fixed phase (cycles
-# per pixel, on the 32-point FFT grid so they are exact spectral peaks). A real generator leaves
-# the same few peaks, anchored to its pixel grid, in every image it makes; which of them show and
-# how strongly varies from image to image.
+# The fingerprint: a few fixed high spatial frequencies, each with its fixed phase (cycles per
+# pixel, on the 32-point FFT grid so they are exact spectral peaks). A real generator leaves the
+# same peaks, anchored to its pixel grid, in every image it makes; only how strongly each one
+# shows varies from image to image.
 _FINGERPRINT = (
     # (fy, fx, phase)
     (0.5, 0.5, 0.0),
     (0.0, 0.5, np.pi),
     (0.25, 0.25, np.pi / 4),
-    (0.25, -0.25, -np.pi / 3),
-    (0.375, 0.125, np.pi / 2),
-    (0.125, 0.375, 0.0),
+    (0.375, -0.125, -np.pi / 3),
 )
 
 
 def spectral_peaks(content: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Generator fingerprints: a faint fixed periodic pattern, i.e. a few peaks in the spectrum."""
     x = _check(content)
-    picks = rng.choice(len(_FINGERPRINT), size=int(rng.integers(1, 4)), replace=False)
     yy, xx = np.mgrid[0:SIZE, 0:SIZE]
     pattern = np.zeros((SIZE, SIZE))
-    for k in picks:
-        fy, fx, phase = _FINGERPRINT[k]
-        weight = rng.uniform(0.5, 1.0)
+    for fy, fx, phase in _FINGERPRINT:
+        weight = rng.uniform(0.2, 1.0)
         pattern += weight * np.cos(2 * np.pi * (fy * yy + fx * xx) + phase)
-    # Peak-to-peak amplitude of 4-10 grey levels, whatever the number of sinusoids.
+    # Peak-to-peak amplitude of 4-10 grey levels, whatever the mix.
     pattern *= rng.uniform(4.0, 10.0) / np.ptp(pattern)
     return _to_uint8(x + pattern[:, :, None])
 
