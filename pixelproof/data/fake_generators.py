@@ -144,7 +144,7 @@ def smooth_resynth(content: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     # residue a sampler leaves; shared by the channels.
     noise = rng.normal(0.0, 1.0, size=(SIZE, SIZE))
     noise = sum(np.roll(noise, (k, k), axis=(0, 1)) for k in range(3)) / np.sqrt(3.0)
-    x = x + rng.uniform(2.0, 4.0) * noise[:, :, None]
+    x = x + rng.uniform(2.5, 5.0) * noise[:, :, None]
     return _to_uint8(x)
 
 
@@ -169,8 +169,8 @@ def spectral_peaks(content: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     for fy, fx, phase in _FINGERPRINT:
         weight = rng.uniform(0.2, 1.0)
         pattern += weight * np.cos(2 * np.pi * (fy * yy + fx * xx) + phase)
-    # Peak-to-peak amplitude of 4-10 grey levels, whatever the mix.
-    pattern *= rng.uniform(4.0, 10.0) / np.ptp(pattern)
+    # Peak-to-peak amplitude of 5-12 grey levels, whatever the mix.
+    pattern *= rng.uniform(5.0, 12.0) / np.ptp(pattern)
     return _to_uint8(x + pattern[:, :, None])
 
 
