@@ -57,7 +57,7 @@ def test_default_is_the_wavefreq_detector_on_embedded_data():
     assert cfg.model.net._target_.endswith("WaveFreqResNet")
     assert cfg.model.net.backbone == "resnet50"
     assert cfg.data.embedded is not None and cfg.data.layout == "cifake"
-    assert cfg.model.optimizer.lr == 5e-3 and cfg.model.scheduler.patience == 5
+    assert cfg.model.optimizer.lr == 5e-4 and cfg.model.scheduler.patience == 5
 
 
 def test_config_typos_are_refused():

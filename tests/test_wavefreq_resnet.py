@@ -18,7 +18,9 @@ def test_one_logit_per_image_with_gradients_to_the_input(resnet50):
     assert x.grad.abs().sum() > 0
 
 
-def test_resnet50_size_and_32x32_wiring(resnet50):
+@pytest.mark.parametrize("stem_pools, layer1_grid", [(2, 8), (1, 16)])
+def test_resnet50_size_and_32x32_wiring(stem_pools, layer1_grid):
+    resnet50 = WaveFreqResNet(stem_pools=stem_pools).eval()
     params = sum(p.numel() for p in resnet50.parameters())
     assert 23e6 < params < 26e6  # seed 004 reports 24.8M
     grids = {}
@@ -34,7 +36,8 @@ def test_resnet50_size_and_32x32_wiring(resnet50):
     resnet50(torch.rand(1, 3, 32, 32))
     for handle in handles:
         handle.remove()
-    assert grids == {"layer1": 16, "layer2": 8, "layer3": 4, "layer4": 2}
+    g = layer1_grid
+    assert grids == {"layer1": g, "layer2": g // 2, "layer3": g // 4, "layer4": g // 8}
 
 
 def test_normalises_internally_with_its_own_mean_and_std(resnet50):

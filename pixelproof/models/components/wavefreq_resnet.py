@@ -1,10 +1,11 @@
 """Seed 004's detector: a ResNet spatial branch with wavelet-attention down-sampling, plus a
 FreqNet frequency branch; their pooled features are concatenated into one real/fake logit.
 
-Built for 32x32 inputs: the ImageNet stem (7x7 stride-2 conv + max-pool) would shrink a 32x32 image
-to 8x8 before the first block, so it is replaced by a 3x3 stride-1 conv followed by wavelet
-attention, giving a 16x16 grid at layer 1. Every stride-2 bottleneck down-samples by wavelet
-attention too. Trained from scratch: no pretrained weights are needed or loaded.
+Built for 32x32 inputs: the ImageNet stem's strided 7x7 conv and max-pool are replaced by a 3x3
+stride-1 conv followed by wavelet-attention poolings (``stem_pools``; 2 keeps ImageNet ResNet's 4x
+stem reduction, an 8x8 grid at layer 1; 1 gives 16x16 at ~1.6x the training cost). Every stride-2
+bottleneck down-samples by wavelet attention too, and the FreqNet branch sees the full 32x32.
+Trained from scratch: no pretrained weights are needed or loaded.
 """
 
 from collections.abc import Sequence
@@ -22,12 +23,17 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def wavelet_resnet(name: str = "resnet50", wave: str = "haar") -> nn.Module:
-    """A timm bottleneck ResNet (no classifier) re-wired for 32x32 inputs with wavelet attention."""
+def wavelet_resnet(name: str = "resnet50", wave: str = "haar", stem_pools: int = 2) -> nn.Module:
+    """A timm bottleneck ResNet (no classifier) re-wired for small inputs with wavelet attention.
+
+    The stem is a 3x3 stride-1 conv followed by ``stem_pools`` wavelet poolings (each halves H and
+    W): 2 reproduces ImageNet ResNet's 4x stem reduction, 1 keeps twice the resolution at 4x the
+    cost.
+    """
     net = timm.create_model(name, pretrained=False, num_classes=0)
     stem_width = net.conv1.out_channels
     net.conv1 = nn.Conv2d(3, stem_width, 3, stride=1, padding=1, bias=False)
-    net.maxpool = WaveletPool(wave)
+    net.maxpool = nn.Sequential(*(WaveletPool(wave) for _ in range(stem_pools)))
     if not isinstance(net.layer1[0], Bottleneck):
         raise ValueError(
             f"backbone={name!r}: wavelet attention is wired into bottleneck blocks; "
@@ -45,6 +51,7 @@ class WaveFreqResNet(nn.Module):
         self,
         backbone: str = "resnet50",
         wave: str = "haar",
+        stem_pools: int = 2,
         freq_width: int = 64,
         freq_channels: int = 256,
         high_pass_scale: int = 4,
@@ -55,7 +62,7 @@ class WaveFreqResNet(nn.Module):
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
-        self.spatial = wavelet_resnet(backbone, wave)
+        self.spatial = wavelet_resnet(backbone, wave, stem_pools)
         self.frequency = FreqNetBranch(freq_width, freq_channels, high_pass_scale)
         self.head = nn.Sequential(
             nn.Dropout(dropout), nn.Linear(self.spatial.num_features + freq_channels, 1)
