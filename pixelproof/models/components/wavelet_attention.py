@@ -7,9 +7,15 @@ low-frequency band LL through a softmax over channels; HH, mostly noise, is drop
     out = LL + LL * softmax_c(LH + HL)
 """
 
+import warnings
+
 import torch
-from pytorch_wavelets import DWTForward
 from torch import nn
+
+with warnings.catch_warnings():
+    # pytorch_wavelets 1.3.0 imports pkg_resources, which warns on every run; nothing to act on
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+    from pytorch_wavelets import DWTForward
 
 
 class WaveletAttention(nn.Module):
