@@ -130,9 +130,7 @@ class ImageDataModule(LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         hp = self.hparams
         train_split, val_split, test_split = self._split_names()
-        dataset = lambda samples, tf: ImageFileDataset(  # noqa: E731
-            samples, tf, on_bad_file=hp.on_bad_file, cache=hp.cache_images
-        )
+        dataset = self._dataset
         if stage in ("fit", "validate", None) and self.train_set is None:
             train = self._pooled(train_split)
             if val_split is not None:
@@ -153,6 +151,13 @@ class ImageDataModule(LightningDataModule):
             groups = self._grouped(test_split)
             self.test_sets = {name: dataset(s, self.eval_transform) for name, s in groups.items()}
             log.info("test: %s", {k: _counts(v) for k, v in self.test_sets.items()})
+
+    def _dataset(self, samples: list[Sample], transform) -> ImageFileDataset:
+        """Check every file once (bad files: error or logged skip), then decode on access."""
+        hp = self.hparams
+        return ImageFileDataset(
+            samples, transform, on_bad_file=hp.on_bad_file, cache=hp.cache_images
+        )
 
     def _loader(self, dataset: ImageFileDataset, train: bool) -> DataLoader:
         hp = self.hparams
