@@ -114,3 +114,14 @@ def test_cli_builds_the_embedded_data_trains_and_reports(tmp_path):
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert (run / ".hydra" / "config.yaml").is_file()
     assert (run / "train.log").is_file()
+
+
+def test_wandb_logger_runs_offline_without_an_account(train_overrides, tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc login either
+    short = ["++trainer.limit_train_batches=2", "++trainer.limit_val_batches=1", "test=false"]
+    metrics = train(compose_config("train", *train_overrides, *short, "logger=wandb"))
+    assert "val/acc" in metrics
+    (offline_run,) = (tmp_path / "run" / "wandb").glob("offline-run-*")
+    assert list(offline_run.glob("*.wandb"))  # the run's data, ready for `wandb sync`
