@@ -11,6 +11,7 @@ from omegaconf import DictConfig, open_dict
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach for a model hub
 
 TINY_EMBEDDED = ["data.embedded.n_train=96", "data.embedded.n_test=48"]
 
@@ -50,3 +51,36 @@ def train_overrides(tmp_path, embedded_root) -> list[str]:
         "trainer.accelerator=cpu",
         "callbacks.model_summary=null",
     ]
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory) -> Path:
+    """A tiny random CLIP checkpoint laid out like a Hub one (a whole ``CLIPModel``, text tower
+    included, plus its preprocessor config), for the real load-by-path code: vision width 32,
+    3 blocks, 2 heads, 8x8 patches, 32x32 input, and a non-CLIP mean/std to see it is read."""
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+
+    torch.manual_seed(0)
+    text = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)
+    text.update(vocab_size=64, bos_token_id=0, eos_token_id=1, pad_token_id=1)
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=2)
+    vision.update(patch_size=8, image_size=32)
+    root = tmp_path_factory.mktemp("tiny_clip")
+    CLIPModel(
+        CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)
+    ).save_pretrained(root)
+    CLIPImageProcessor(
+        size={"shortest_edge": 32},
+        crop_size={"height": 32, "width": 32},
+        image_mean=[0.5, 0.4, 0.3],
+        image_std=[0.2, 0.25, 0.3],
+    ).save_pretrained(root)
+    return root
+
+
+@pytest.fixture
+def rine_overrides(train_overrides, tiny_clip_dir) -> list[str]:
+    """``train_overrides`` for ``model=rine_tinyclip`` on the tiny CLIP checkpoint."""
+    shared = [o for o in train_overrides if not o.startswith("model.")]
+    return [*shared, "model=rine_tinyclip", f"model.backbone.name_or_path={tiny_clip_dir}"]

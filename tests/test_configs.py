@@ -76,7 +76,8 @@ def test_cli_help_and_cfg_job(tmp_path):
         timeout=120,
     )
     help_out = run("--help")
-    assert help_out.returncode == 0 and "model: wavefreq_resnet50" in help_out.stdout
+    assert help_out.returncode == 0, help_out.stderr
+    assert "wavefreq_resnet50" in help_out.stdout and "WaveFreqResNet" in help_out.stdout  # default
     job = run("--cfg", "job", "trainer.max_epochs=7", "data.batch_size=128")
     assert job.returncode == 0, job.stderr
     cfg = OmegaConf.create(job.stdout)

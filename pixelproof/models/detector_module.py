@@ -34,6 +34,9 @@ class DetectorModule(LightningModule):
         compile: wrap ``net`` with ``torch.compile`` at fit time.
     """
 
+    # Constructor arguments kept out of hparams (modules, factories); subclasses add theirs.
+    hparams_ignore: tuple[str, ...] = ("net", "optimizer", "scheduler")
+
     def __init__(
         self,
         net: nn.Module,
@@ -45,7 +48,7 @@ class DetectorModule(LightningModule):
         super().__init__()
         # Factories stay out of the checkpoint (it must load with torch's weights_only=True);
         # train() records the plain model config there instead (see on_save_checkpoint).
-        self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler"])
+        self.save_hyperparameters(logger=False, ignore=list(self.hparams_ignore))
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.model_config: dict | None = None

@@ -1,0 +1,93 @@
+"""RINE end to end: training on the embedded data with a tiny CLIP checkpoint loaded by path."""
+
+import time
+
+import pytest
+import torch
+from conftest import compose_config
+from lightning import Callback
+
+from pixelproof.train import train
+
+
+class CheckBackboneFrozen(Callback):
+    """Fails the run if the backbone leaves eval mode, gets a gradient, or changes."""
+
+    steps = 0  # on the class: Hydra builds the instance inside train()
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self.before = {k: v.clone() for k, v in pl_module.backbone.state_dict().items()}
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        backbone = pl_module.backbone
+        assert pl_module.net.head.training and not any(
+            m.training for m in backbone.vision.modules()
+        )
+        assert all(p.grad is None for p in backbone.parameters())
+        type(self).steps += 1
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        after = pl_module.backbone.state_dict()
+        assert all(torch.equal(v, after[k]) for k, v in self.before.items())
+
+
+def test_fast_dev_run_logs_the_contrastive_term(rine_overrides):
+    metrics = train(compose_config("train", *rine_overrides, "++trainer.fast_dev_run=true"))
+    assert {"train/loss", "train/bce", "train/supcon", "val/acc", "test/ap"} <= set(metrics)
+    expected = metrics["train/bce"] + 0.2 * metrics["train/supcon"]
+    assert metrics["train/loss"] == pytest.approx(expected)
+
+
+def test_backbone_stays_frozen_and_checkpoints_hold_the_head_only(
+    rine_overrides, tiny_clip_dir, tmp_path
+):
+    CheckBackboneFrozen.steps = 0
+    watch = "+callbacks.frozen._target_=test_rine.CheckBackboneFrozen"
+    metrics = train(compose_config("train", *rine_overrides, "trainer.max_epochs=2", watch))
+    assert CheckBackboneFrozen.steps == 10  # 2 epochs x 5 batches
+    assert "test/acc" in metrics  # testing the best checkpoint needs the backbone put back
+
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    ckpt = torch.load(last, weights_only=True)
+    assert ckpt["state_dict"] and all(k.startswith("net.head.") for k in ckpt["state_dict"])
+    assert "backbone" not in ckpt["hyper_parameters"]
+    assert ckpt["model_config"]["backbone"]["name_or_path"] == str(tiny_clip_dir)
+    # ~0.4 M head parameters at proj_dim 256, plus Adam's two moments: a few MB
+    assert last.stat().st_size < 6e6
+
+
+def test_resume_from_a_trimmed_checkpoint(rine_overrides, tmp_path):
+    train(compose_config("train", *rine_overrides, "test=false"))
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    resumed = compose_config(
+        "train",
+        *rine_overrides,
+        "trainer.max_epochs=2",
+        f"ckpt_path={last}",
+        f"paths.output_dir={tmp_path / 'resumed'}",
+    )
+    metrics = train(resumed)
+    final = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert final["epoch"] == 1 and final["global_step"] == 10 and "test/acc" in metrics
+
+
+def test_input_size_runs_the_vit_at_a_lower_resolution(rine_overrides):
+    short = ["++trainer.limit_train_batches=1", "++trainer.limit_val_batches=1", "test=false"]
+    metrics = train(compose_config("train", *rine_overrides, *short, "model.input_size=16"))
+    assert "val/acc" in metrics
+    with pytest.raises(Exception, match="model.input_size=20 must be a positive multiple"):
+        train(compose_config("train", *rine_overrides, *short, "model.input_size=20"))
+
+
+def test_fast_dev_run_of_the_real_preset_with_random_weights(train_overrides):
+    """The 8M/16 architecture at its native 224x224: no download, the real model size."""
+    shared = [o for o in train_overrides if not o.startswith("model.")]
+    preset = [
+        "model=rine_tinyclip",
+        "model/backbone=tinyclip_8m16",
+        "model.backbone.pretrained=false",
+    ]
+    start = time.perf_counter()
+    metrics = train(compose_config("train", *shared, *preset, "++trainer.fast_dev_run=true"))
+    print(f"fast_dev_run of tinyclip_8m16 at 224: {time.perf_counter() - start:.1f} s")
+    assert "test/acc" in metrics
