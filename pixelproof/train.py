@@ -60,7 +60,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
             return metrics
 
     if cfg.get("test"):
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        ckpt = _model_checkpoint(trainer)
+        best = ckpt.best_model_path if ckpt else ""
         if not best:
             log.warning("No best checkpoint recorded: testing the current weights.")
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
@@ -73,12 +74,20 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
+def _model_checkpoint(trainer):
+    """The run's ``ModelCheckpoint``. ``trainer.checkpoint_callback`` is the first ``Checkpoint``
+    of any kind, which is the interrupt checkpoint when ``model_checkpoint`` is switched off."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    return next((c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)), None)
+
+
 def _floats(metrics) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if getattr(v, "numel", lambda: 1)() == 1}
 
 
 def _report(trainer, output_dir: Path, metrics: dict[str, float]) -> None:
-    ckpt = trainer.checkpoint_callback
+    ckpt = _model_checkpoint(trainer)
     lines = ["", f"Run directory: {output_dir}"]
     if ckpt is not None and ckpt.dirpath:
         lines.append(f"  checkpoints:  {ckpt.dirpath} (best: {Path(ckpt.best_model_path).name})")

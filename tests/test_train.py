@@ -85,6 +85,13 @@ def test_resume_a_run_interrupted_mid_epoch(train_overrides, tmp_path):
     assert "val/acc" in metrics
 
 
+def test_runs_without_a_model_checkpoint(train_overrides):
+    # the interrupt checkpoint is then the only Checkpoint callback: testing uses current weights
+    short = ["++trainer.limit_train_batches=1", "++trainer.limit_val_batches=1"]
+    overrides = [*train_overrides, *short, "callbacks.model_checkpoint=null"]
+    assert "test/acc" in train(compose_config("train", *overrides))
+
+
 def test_missing_checkpoint_is_a_clear_error(train_overrides):
     cfg = compose_config("train", *train_overrides, "ckpt_path=/nowhere/last.ckpt")
     with pytest.raises(FileNotFoundError, match="ckpt_path=/nowhere/last.ckpt does not exist"):

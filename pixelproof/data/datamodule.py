@@ -130,7 +130,6 @@ class ImageDataModule(LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         hp = self.hparams
         train_split, val_split, test_split = self._split_names()
-        dataset = self._dataset
         if stage in ("fit", "validate", None) and self.train_set is None:
             train = self._pooled(train_split)
             if val_split is not None:
@@ -144,12 +143,12 @@ class ImageDataModule(LightningDataModule):
                 )
             else:
                 raise ValueError("no validation data: set data.val_fraction > 0 or data.val_split")
-            self.train_set = dataset(train, self.train_transform)
-            self.val_set = dataset(val, self.eval_transform)
+            self.train_set = self._dataset(train, self.train_transform)
+            self.val_set = self._dataset(val, self.eval_transform)
             log.info("train: %s | val: %s", _counts(self.train_set), _counts(self.val_set))
         if stage in ("test", None) and not self.test_sets:
             groups = self._grouped(test_split)
-            self.test_sets = {name: dataset(s, self.eval_transform) for name, s in groups.items()}
+            self.test_sets = {n: self._dataset(s, self.eval_transform) for n, s in groups.items()}
             log.info("test: %s", {k: _counts(v) for k, v in self.test_sets.items()})
 
     def _dataset(self, samples: list[Sample], transform) -> ImageFileDataset:

@@ -66,10 +66,14 @@ class DetectorModule(LightningModule):
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.binary_cross_entropy_with_logits(logits, y)
 
+    def training_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(loss, logits)`` of a training batch; detectors with extra loss terms override it."""
+        logits = self(x)
+        return self.loss(logits, y), logits
+
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
         x, y = batch
-        logits = self(x)
-        loss = self.loss(logits, y)
+        loss, logits = self.training_loss(x, y)
         self.train_acc(logits.detach().sigmoid(), y.int())
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/acc", self.train_acc, prog_bar=True)
@@ -81,7 +85,7 @@ class DetectorModule(LightningModule):
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
         x, y = batch
         logits = self(x)
-        self.val_loss(F.binary_cross_entropy_with_logits(logits, y))
+        self.val_loss(self.loss(logits, y))
         self.val_metrics.update(logits.sigmoid(), y.int())
 
     def on_validation_epoch_end(self) -> None:

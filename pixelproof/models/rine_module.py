@@ -62,17 +62,12 @@ class RineModule(DetectorModule):
             "ignore", "Found .* module.* in eval mode", category=PossibleUserWarning
         )
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
-        x, y = batch
+    def training_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits, embedding = self.net.logits_and_embedding(x)
         bce = F.binary_cross_entropy_with_logits(logits, y, reduction=self.hparams.bce_reduction)
         contrastive = supcon_loss(F.normalize(embedding, dim=1), y, self.hparams.temperature)
-        loss = bce + self.hparams.xi * contrastive
-        self.train_acc(logits.detach().sigmoid(), y.int())
-        self.log("train/loss", loss, prog_bar=True)
         self.log_dict({"train/bce": bce, "train/supcon": contrastive})
-        self.log("train/acc", self.train_acc, prog_bar=True)
-        return loss
+        return bce + self.hparams.xi * contrastive, logits
 
     def _backbone_prefix(self) -> str:
         # found by identity, so it holds under torch.compile's "_orig_mod." too
