@@ -59,6 +59,9 @@ class DetectorModule(LightningModule):
         # One collection per test dataloader (one per generator); built when the loaders are known.
         self.test_metrics = nn.ModuleList()
         self.test_names: list[str] = []
+        # p(fake) >= threshold means fake. 0.5 unless a calibration callback chose another on
+        # validation data; a buffer, so every checkpoint carries the threshold of its own weights.
+        self.register_buffer("decision_threshold", torch.tensor(0.5))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -85,8 +88,10 @@ class DetectorModule(LightningModule):
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
         x, y = batch
         logits = self(x)
+        probs = logits.sigmoid()
         self.val_loss(self.loss(logits, y))
-        self.val_metrics.update(logits.sigmoid(), y.int())
+        self.val_metrics.update(probs, y.int())
+        return {"probs": probs, "labels": y}  # for callbacks (threshold calibration)
 
     def on_validation_epoch_end(self) -> None:
         self.log("val/loss", self.val_loss, prog_bar=True)
@@ -125,6 +130,10 @@ class DetectorModule(LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.model_config is not None:
             checkpoint["model_config"] = self.model_config
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # checkpoints written before thresholds were calibrated decide at 0.5
+        checkpoint["state_dict"].setdefault("decision_threshold", torch.tensor(0.5))
 
     def configure_optimizers(self) -> dict[str, Any]:
         params = [p for p in self.parameters() if p.requires_grad]

@@ -2,8 +2,9 @@
 
 ``forward`` returns logits only, so metrics, evaluation and attacks treat it like any detector;
 training adds ``xi`` x the supervised contrastive loss on the L2-normalised head embedding.
-Checkpoints hold the trainable part only: the backbone's weights are dropped on save and taken
-from the current backbone (rebuilt from its source) on load, so a checkpoint is a few MB.
+Checkpoints hold the trainable part only: a pretrained backbone's weights are dropped on save and
+taken from the current backbone (reloaded from its source) on load, so a checkpoint is a few MB.
+A random tower (``pretrained=false``) cannot be reloaded from anywhere, so it is saved in full.
 """
 
 import warnings
@@ -76,12 +77,15 @@ class RineModule(DetectorModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
+        if not self.backbone.pretrained:
+            return
         prefix = self._backbone_prefix()
         state = checkpoint["state_dict"]
         for key in [k for k in state if k.startswith(prefix)]:
             del state[key]
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
         state = checkpoint["state_dict"]
         for key, value in self.backbone.state_dict(prefix=self._backbone_prefix()).items():
             state.setdefault(key, value)

@@ -55,6 +55,7 @@ class CLIPBackbone(nn.Module):
         input_size: int | None = None,
     ) -> None:
         super().__init__()
+        self.pretrained = pretrained
         if pretrained:
             if not name_or_path:
                 raise ValueError(f"{OPTION} is empty; {INSTEAD}")

@@ -1,0 +1,119 @@
+"""Evaluate a checkpoint: the per-generator table of the CNNDetection / UFD / RINE protocol.
+
+    python -m pixelproof.eval ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt
+    python -m pixelproof.eval ckpt_path=<ckpt> data=per_generator data.root=/data/ufd
+    python -m pixelproof.eval ckpt_path=<ckpt> ten_crop=true logger=wandb
+
+Writes into the run directory: ``generators.csv`` / ``.md`` (one row per generator plus the
+unweighted mean), ``scores.csv`` (p(fake) of every image), ``metrics.json`` and ``plots/``.
+"""
+
+import csv
+import json
+import logging
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+import pixelproof  # noqa: F401  (registers the config resolvers)
+
+log = logging.getLogger(__name__)
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    """Score every test set of ``cfg.data`` with the checkpoint's detector, write the table,
+    scores and plots under ``paths.output_dir``, and return the flat metrics."""
+    from pixelproof.inference import pick_device, score_loader
+    from pixelproof.metrics.generator_table import generator_table, to_markdown, write_table
+    from pixelproof.models.loading import load_detector
+    from pixelproof.utils.instantiate import instantiate_named
+
+    device = pick_device(cfg.device)
+    model = load_detector(cfg.ckpt_path, map_location=device)
+    threshold = float(model.decision_threshold if cfg.threshold is None else cfg.threshold)
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold={threshold} must be a probability in [0, 1]")
+
+    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    loaders = dict(zip(datamodule.test_names, datamodule.test_dataloader()))
+    crop_size = cfg.crop_size if cfg.ten_crop else None
+    scores = {
+        name: score_loader(model, loader, device, crop_size, desc=f"Scoring {name}")
+        for name, loader in loaders.items()
+    }
+
+    output_dir = Path(cfg.paths.output_dir)
+    rows = generator_table(scores, threshold)
+    written = write_table(rows, output_dir)
+    _write_scores(datamodule, scores, output_dir / "scores.csv")
+    metrics = _flat(rows)
+    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    plots = []
+    if cfg.plots:
+        from pixelproof.metrics.plots import evaluation_plots
+
+        plots = evaluation_plots(rows, scores, output_dir / "plots")
+
+    if cfg.get("robustness"):
+        from pixelproof.attacks.robust_eval import robustness_report
+
+        robustness_report(model, loaders, cfg.robustness, output_dir)
+
+    for logger in instantiate_named(cfg.get("logger"), "logger"):
+        _log_to(logger, metrics, rows, plots)
+
+    print(f"\n{cfg.ckpt_path}" + (f" (ten-crop {cfg.crop_size})" if crop_size else ""))
+    print(to_markdown(rows))
+    print(
+        f"Written to {output_dir}: "
+        + ", ".join(p.name for p in [*written, output_dir / "scores.csv"])
+    )
+    return metrics
+
+
+def _flat(rows: list[dict]) -> dict[str, float]:
+    """``eval/<generator>/<metric>`` per generator and ``eval/<metric>`` for the mean row (or
+    for the only row, when there is one test set)."""
+    last = rows[-1]
+    flat = {f"eval/{k}": v for k, v in last.items() if k != "generator"}
+    for row in rows[:-1]:
+        flat.update({f"eval/{row['generator']}/{k}": v for k, v in row.items() if k != "generator"})
+    return flat
+
+
+def _write_scores(datamodule, scores, path: Path) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["generator", "path", "label", "p_fake"])
+        for name, (probs, labels) in scores.items():
+            samples = datamodule.test_sets[name].samples
+            for sample, p, y in zip(samples, probs.tolist(), labels.tolist(), strict=True):
+                writer.writerow([name, sample.path, int(y), f"{p:.6f}"])
+
+
+def _log_to(logger, metrics: dict[str, float], rows: list[dict], plots: list[Path]) -> None:
+    """Metrics go to every logger; a wandb logger also gets the table and the figures."""
+    logger.log_metrics(metrics)
+    if hasattr(logger, "log_table"):
+        columns = list(rows[0])
+        logger.log_table(
+            "eval/generators", columns=columns, data=[[r[c] for c in columns] for r in rows]
+        )
+    if hasattr(logger, "log_image") and plots:
+        logger.log_image(
+            "eval/plots", images=[str(p) for p in plots], caption=[p.stem for p in plots]
+        )
+    logger.finalize("success")
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
+def main(cfg: DictConfig) -> float:
+    metrics = evaluate(cfg)
+    return metrics.get("eval/acc", float("nan"))
+
+
+if __name__ == "__main__":
+    main()

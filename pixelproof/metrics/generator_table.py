@@ -1,0 +1,116 @@
+"""The per-generator table of the CNNDetection / UFD / RINE protocol.
+
+One row per generator (its real and fake test images): ACC@0.5, AP, accuracy on reals and on
+fakes, the best-threshold ("oracle") accuracy UFD reports, AUROC, and, when the detector carries
+a calibrated threshold, the accuracy at that threshold. The last row is the unweighted mean over
+generators, as the papers average generators rather than images.
+"""
+
+import csv
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+from torchmetrics.functional.classification import (
+    binary_accuracy,
+    binary_auroc,
+    binary_average_precision,
+    binary_recall,
+    binary_specificity,
+)
+
+from pixelproof.metrics.thresholds import best_accuracy
+
+MEAN = "mean"
+# column -> header in the markdown table
+METRIC_HEADERS = {
+    "acc": "ACC@0.5",
+    "ap": "AP",
+    "real_acc": "real ACC",
+    "fake_acc": "fake ACC",
+    "best_acc": "best ACC",
+    "auroc": "AUROC",
+    "acc_calibrated": "ACC@t",
+}
+NAN = float("nan")
+
+
+def generator_row(
+    name: str, probs: torch.Tensor, labels: torch.Tensor, threshold: float = 0.5
+) -> dict:
+    """Metrics of one generator's scores. A metric a single-class group cannot define (AP with
+    no fakes, accuracy on reals with no reals, ...) is NaN."""
+    probs, labels = probs.float().flatten(), labels.int().flatten()
+    if probs.numel() == 0 or probs.shape != labels.shape:
+        raise ValueError(f"{name}: need as many scores as labels, and at least one")
+    n_fake = int(labels.sum())
+    n_real = labels.numel() - n_fake
+    both = n_real > 0 and n_fake > 0
+    row = {"generator": name, "n_real": n_real, "n_fake": n_fake}
+    row["acc"] = float(binary_accuracy(probs, labels, threshold=0.5))
+    row["ap"] = float(binary_average_precision(probs, labels)) if both else NAN
+    row["real_acc"] = float(binary_specificity(probs, labels, threshold=0.5)) if n_real else NAN
+    row["fake_acc"] = float(binary_recall(probs, labels, threshold=0.5)) if n_fake else NAN
+    row["best_acc"], row["best_threshold"] = best_accuracy(probs, labels) if both else (NAN, NAN)
+    row["auroc"] = float(binary_auroc(probs, labels)) if both else NAN
+    if threshold != 0.5:
+        row["threshold"] = threshold
+        row["acc_calibrated"] = float(binary_accuracy(probs, labels, threshold=threshold))
+    return row
+
+
+def mean_row(rows: Sequence[dict]) -> dict:
+    """Unweighted mean over generators of every metric (NaN entries left out); counts summed."""
+    mean = {"generator": MEAN}
+    for key in rows[0]:
+        if key == "generator":
+            continue
+        values = [r[key] for r in rows if not math.isnan(r[key])]
+        if key.startswith("n_"):
+            mean[key] = sum(values)
+        elif key.endswith("threshold"):
+            mean[key] = rows[0][key] if key == "threshold" else NAN
+        else:
+            mean[key] = sum(values) / len(values) if values else NAN
+    return mean
+
+
+def generator_table(
+    scores: Mapping[str, tuple[torch.Tensor, torch.Tensor]], threshold: float = 0.5
+) -> list[dict]:
+    """``{generator: (p(fake), labels)}`` -> one row per generator, then the mean row (only when
+    there is more than one generator)."""
+    if not scores:
+        raise ValueError("no scores to tabulate")
+    rows = [generator_row(name, p, y, threshold) for name, (p, y) in scores.items()]
+    return rows + [mean_row(rows)] if len(rows) > 1 else rows
+
+
+def to_markdown(rows: Sequence[dict]) -> str:
+    """Percentages with one decimal, as the papers print them."""
+    metrics = [k for k in METRIC_HEADERS if k in rows[0]]
+    header = ["generator", "#real", "#fake", *(METRIC_HEADERS[k] for k in metrics)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        name = f"**{row['generator']}**" if row["generator"] == MEAN else row["generator"]
+        cells = [name, str(row["n_real"]), str(row["n_fake"])]
+        cells += ["–" if math.isnan(row[k]) else f"{100 * row[k]:.1f}" for k in metrics]
+        lines.append("| " + " | ".join(cells) + " |")
+    if "threshold" in rows[0]:
+        lines.append(
+            f"\nACC@t: accuracy at the calibrated threshold t = {rows[0]['threshold']:.4f}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_table(rows: Sequence[dict], output_dir: Path, stem: str = "generators") -> list[Path]:
+    """``<stem>.csv`` (fractions, full precision) and ``<stem>.md`` (percentages)."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path = output_dir / f"{stem}.csv", output_dir / f"{stem}.md"
+    with csv_path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    md_path.write_text(to_markdown(rows))
+    return [csv_path, md_path]

@@ -1,0 +1,54 @@
+"""Choose the decision threshold on validation data while training.
+
+After every validation epoch the detector's ``decision_threshold`` buffer is set from that
+epoch's scores, so each checkpoint stores the threshold that fits its own weights, and
+``pixelproof.predict`` uses it. Evaluation tables always show ACC@0.5 as well.
+"""
+
+import logging
+
+import torch
+from lightning import Callback
+
+from pixelproof.metrics.thresholds import METHODS, choose_threshold
+
+log = logging.getLogger(__name__)
+
+
+class ThresholdCalibration(Callback):
+    """Args:
+    method: ``fixed`` (0.5, as the seed reports), ``best_acc`` (best validation accuracy) or
+    ``eer`` (equal error rate on validation: reals and fakes misclassified at the same rate).
+    """
+
+    def __init__(self, method: str = "fixed") -> None:
+        if method not in METHODS:
+            raise ValueError(
+                f"callbacks.threshold_calibration.method={method!r}: choose {', '.join(METHODS)}"
+            )
+        self.method = method
+        self._probs: list[torch.Tensor] = []
+        self._labels: list[torch.Tensor] = []
+
+    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+        self._probs, self._labels = [], []
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dl_idx=0):
+        if self.method != "fixed" and isinstance(outputs, dict):
+            self._probs.append(outputs["probs"].detach().float().cpu())
+            self._labels.append(outputs["labels"].detach().cpu())
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        if self.method == "fixed" or trainer.sanity_checking or not self._probs:
+            return
+        probs, labels = torch.cat(self._probs), torch.cat(self._labels)
+        if trainer.world_size > 1:  # every rank must agree on one threshold
+            probs = pl_module.all_gather(probs).flatten().cpu()
+            labels = pl_module.all_gather(labels).flatten().cpu()
+        try:
+            threshold = choose_threshold(self.method, probs, labels)
+        except ValueError as err:
+            log.warning("Threshold left at %.3f: %s", float(pl_module.decision_threshold), err)
+            return
+        pl_module.decision_threshold.fill_(threshold)
+        pl_module.log("val/threshold", threshold)

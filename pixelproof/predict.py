@@ -1,0 +1,182 @@
+"""Run a trained detector over a folder of images: the competition's Task-1 JSON.
+
+    python -m pixelproof.predict ckpt_path=<ckpt> input_dir=<dir> output=predictions.json
+
+Images are named ``N.<ext>`` (``17.png``); ``output`` gets ``[{"index": N, "prediction":
+"real"|"fake"}, ...]`` sorted by N. Next to it: ``<output>.csv`` (index, path, p_fake, prediction)
+and ``<output>.summary.json`` (threshold, counts, and every file left out with the reason).
+A file that cannot be decoded or is not named ``N.<ext>`` is listed there, never fatal.
+"""
+
+import csv
+import json
+import logging
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import hydra
+import torch
+from omegaconf import DictConfig
+from torch.utils.data import DataLoader, Dataset
+
+import pixelproof  # noqa: F401  (registers the config resolvers)
+from pixelproof.data.layouts import IMAGE_EXTENSIONS
+
+log = logging.getLogger(__name__)
+
+
+def find_indexed_images(
+    input_dir: Path, recursive: bool = False
+) -> tuple[list[tuple[int, Path]], list[tuple[Path, str]]]:
+    """``([(N, path)] sorted by N, [(path, why left out)])`` for the images in ``input_dir``."""
+    if not input_dir.is_dir():
+        raise FileNotFoundError(f"input_dir={input_dir} is not a folder of images")
+    pattern = "**/*" if recursive else "*"
+    candidates: dict[int, list[Path]] = {}
+    skipped: list[tuple[Path, str]] = []
+    for path in sorted(input_dir.glob(pattern)):
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        if path.suffix.lower() not in IMAGE_EXTENSIONS:
+            skipped.append((path, f"not an image extension ({', '.join(IMAGE_EXTENSIONS)})"))
+        elif not path.stem.isdigit():
+            skipped.append((path, "not named <N>.<ext>, so it has no index"))
+        else:
+            candidates.setdefault(int(path.stem), []).append(path)
+    found: dict[int, Path] = {}
+    for index, paths in candidates.items():
+        # "7.png" wins over "007.png" or "7.jpg"; the rest are reported, never silently dropped
+        paths.sort(key=lambda p: (p.stem != str(index), p.name))
+        found[index] = paths[0]
+        skipped += [(p, f"index {index} already taken by {paths[0]}") for p in paths[1:]]
+    return sorted(found.items()), skipped
+
+
+class IndexedImages(Dataset):
+    """``(image, position, error)``: an unreadable file gives a blank image and its error, so
+    one bad file never stops a 100k-image run."""
+
+    def __init__(self, paths: list[Path], transform, image_size: int) -> None:
+        self.paths, self.transform, self.blank = (
+            paths,
+            transform,
+            torch.zeros(3, image_size, image_size),
+        )
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, position: int):
+        from pixelproof.data.image_dataset import BadImageError, load_rgb
+
+        try:
+            return self.transform(load_rgb(self.paths[position])), position, ""
+        except (BadImageError, ValueError) as err:
+            return self.blank, position, str(getattr(err, "reason", err))
+
+
+def predict(cfg: DictConfig) -> dict:
+    """Score every ``N.<ext>`` image in ``cfg.input_dir`` and write the Task-1 JSON, the CSV
+    and the summary (each written whole or not at all). Returns the summary."""
+    from tqdm.auto import tqdm
+
+    from pixelproof.data.transforms import build_transform
+    from pixelproof.inference import batch_logits, pick_device
+    from pixelproof.models.loading import load_detector
+
+    output = Path(cfg.output)
+    companions = [output, output.with_suffix(".csv"), output.with_suffix(".summary.json")]
+    existing = [p for p in companions if p.exists()]
+    if existing and not cfg.overwrite:
+        raise FileExistsError(
+            f"{existing[0]} exists; pass overwrite=true to replace it, or another output=<file>"
+        )
+    indexed, skipped = find_indexed_images(Path(cfg.input_dir), cfg.recursive)
+    if not indexed:
+        raise FileNotFoundError(f"input_dir={cfg.input_dir} holds no images named <N>.<ext>")
+
+    device = pick_device(cfg.device)
+    model = load_detector(cfg.ckpt_path, map_location=device)
+    threshold = float(model.decision_threshold if cfg.threshold is None else cfg.threshold)
+    transform = build_transform(cfg.image_size, cfg.resize_mode, train=False)
+    dataset = IndexedImages([p for _, p in indexed], transform, cfg.image_size)
+    loader = DataLoader(dataset, batch_size=cfg.batch_size, num_workers=cfg.num_workers)
+    crop_size = cfg.crop_size if cfg.ten_crop else None
+
+    probs = torch.full((len(dataset),), float("nan"))
+    for images, positions, errors in tqdm(loader, desc="Predicting", unit="batch"):
+        good = torch.tensor([not e for e in errors])
+        for position, error in zip(positions[~good].tolist(), [e for e in errors if e]):
+            skipped.append((dataset.paths[position], error))
+        if good.any():
+            logits = batch_logits(model, images[good].to(device), crop_size)
+            probs[positions[good]] = logits.float().sigmoid().cpu()
+
+    rows = [
+        (n, path, float(p), "fake" if p >= threshold else "real")
+        for (n, path), p in zip(indexed, probs.tolist())
+        if not math.isnan(p)  # NaN: the file could not be read
+    ]
+    summary = {
+        "checkpoint": str(cfg.ckpt_path),
+        "input_dir": str(cfg.input_dir),
+        "threshold": threshold,
+        "predicted": len(rows),
+        "fake": sum(r[3] == "fake" for r in rows),
+        "real": sum(r[3] == "real" for r in rows),
+        "skipped": [{"path": str(p), "reason": why} for p, why in skipped],
+    }
+    task1 = [{"index": n, "prediction": label} for n, _, _, label in rows]
+    _write_atomic(output, json.dumps(task1, indent=1) + "\n")
+    _write_atomic(companions[1], _csv_text(rows))
+    _write_atomic(companions[2], json.dumps(summary, indent=2) + "\n")
+    _report(summary, companions)
+    return summary
+
+
+def _csv_text(rows) -> str:
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["index", "path", "p_fake", "prediction"])
+    writer.writerows([n, path, f"{p:.6f}", label] for n, path, p, label in rows)
+    return buffer.getvalue()
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write to a temporary file beside ``path``, then rename: never a half-written output."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _report(summary: dict, paths: list[Path]) -> None:
+    lines = [
+        f"Predicted {summary['predicted']} images: {summary['fake']} fake, {summary['real']} real "
+        f"(threshold {summary['threshold']:.4f})",
+    ]
+    if summary["skipped"]:
+        lines.append(f"Left out {len(summary['skipped'])} files:")
+        lines += [f"  {s['path']}: {s['reason']}" for s in summary["skipped"][:20]]
+        if len(summary["skipped"]) > 20:
+            lines.append(f"  ... and {len(summary['skipped']) - 20} more (see {paths[2]})")
+    lines.append("Written: " + ", ".join(str(p) for p in paths))
+    print("\n".join(lines))
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
+def main(cfg: DictConfig) -> None:
+    predict(cfg)
+
+
+if __name__ == "__main__":
+    main()
