@@ -2,11 +2,13 @@
 
 import time
 
+import hydra
 import pytest
 import torch
 from conftest import compose_config
 from lightning import Callback
 
+from pixelproof.models.loading import load_detector
 from pixelproof.train import train
 
 
@@ -116,3 +118,32 @@ def test_the_head_learns_a_separable_batch_end_to_end(rine_overrides):
     with torch.no_grad():
         accuracy = ((model(x) > 0).float() == y).float().mean().item()
     assert losses[-1] < 0.5 * losses[0] and accuracy == 1.0
+
+
+def test_a_random_tower_is_saved_in_full_and_reloads_without_the_seed(tmp_path):
+    """A pretrained tower is reloaded from its source; a random one exists nowhere else, so
+    its checkpoint must hold it (or loading would silently build a different random tower)."""
+    arch = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
+    config = {
+        "_target_": "pixelproof.models.rine_module.RineModule",
+        "backbone": {
+            "_target_": "pixelproof.models.components.clip_backbone.CLIPBackbone",
+            "pretrained": False,
+            "architecture": {**arch, "patch_size": 8, "image_size": 32},
+        },
+        "optimizer": None,
+        "proj_dim": 16,
+    }
+    torch.manual_seed(0)
+    model = hydra.utils.instantiate(config).eval()
+    model.model_config = config
+    checkpoint = {"state_dict": model.state_dict()}
+    model.on_save_checkpoint(checkpoint)
+    assert any(k.startswith("net.backbone.") for k in checkpoint["state_dict"])
+    torch.save(checkpoint, tmp_path / "random.ckpt")
+
+    torch.manual_seed(123)  # another seed would build another random tower
+    loaded = load_detector(tmp_path / "random.ckpt")
+    images = torch.rand(4, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(loaded(images), model(images))
