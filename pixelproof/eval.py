@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 import pixelproof  # noqa: F401  (registers the config resolvers)
 
@@ -63,6 +63,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         robustness_report(model, loaders, cfg.robustness, output_dir)
 
     for logger in instantiate_named(cfg.get("logger"), "logger"):
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         _log_to(logger, metrics, rows, plots)
 
     print(f"\n{cfg.ckpt_path}" + (f" (ten-crop {cfg.crop_size})" if crop_size else ""))

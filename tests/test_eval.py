@@ -96,6 +96,16 @@ def test_ten_crop_and_threshold_override(tmp_path, grey_generators):
     assert not (tmp_path / "eval" / "plots").exists()
 
 
+def test_wandb_gets_the_table_and_the_figures(tmp_path, grey_generators):
+    ckpt = known_detector.save_checkpoint(tmp_path / "known.ckpt")
+    evaluate(eval_config(tmp_path, ckpt, grey_generators, "logger=wandb"))
+    (run,) = (tmp_path / "eval" / "wandb").glob("offline-run-*")
+    (table,) = (run / "files" / "media" / "table" / "eval").glob("generators_*.table.json")
+    data = json.loads(table.read_text())
+    assert [r[0] for r in data["data"]] == ["sharp", "subtle", "mean"]
+    assert len(list((run / "files" / "media" / "images" / "eval").glob("plots_*.png"))) == 6
+
+
 def test_crop_larger_than_the_images_is_refused(tmp_path, grey_generators):
     ckpt = known_detector.save_checkpoint(tmp_path / "known.ckpt")
     cfg = eval_config(tmp_path, ckpt, grey_generators, "ten_crop=true", "crop_size=40")
