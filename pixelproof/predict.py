@@ -129,7 +129,8 @@ def predict(cfg: DictConfig) -> dict:
         "skipped": [{"path": str(p), "reason": why} for p, why in skipped],
     }
     task1 = [{"index": n, "prediction": label} for n, _, _, label in rows]
-    _write_atomic(output, json.dumps(task1, indent=1) + "\n")
+    # one entry per line: diff- and grep-friendly, and still one JSON array
+    _write_atomic(output, "[\n" + ",\n".join(json.dumps(entry) for entry in task1) + "\n]\n")
     _write_atomic(companions[1], _csv_text(rows))
     _write_atomic(companions[2], json.dumps(summary, indent=2) + "\n")
     _report(summary, companions)
