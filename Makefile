@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test lint format clean
+.PHONY: help install train sweep bench test lint format clean
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -23,6 +23,17 @@ install: $(VENV)/.installed ## create .venv and install pixelproof with its dev 
 
 train: install ## train the default detector on the embedded offline dataset (extra overrides: ARGS="...")
 	$(BIN)/python -m pixelproof.train $(ARGS)
+
+# the sweep's directory, named like Hydra's own (PIXELPROOF_ROOT moves logs/, as for any run)
+SWEEP_DIR := $(or $(PIXELPROOF_ROOT),.)/logs/rine_grid_offline/multiruns/$(shell date +%Y-%m-%d_%H-%M-%S)
+
+sweep: install ## run the offline RINE grid (8 short CPU runs) and collect it into experiments/rine_grid
+	$(BIN)/python -m pixelproof.train -m experiment=rine_grid_offline hydra.sweep.dir=$(SWEEP_DIR) $(ARGS)
+	$(BIN)/python experiments/collect.py $(SWEEP_DIR) --out experiments/rine_grid \
+		--title "rine_grid_offline: RINE, random TinyCLIP towers at 32x32, embedded data"
+
+bench: install ## CPU latency/throughput/FLOPs/memory of every detector vs the seed's pipeline (ARGS="threads=8 ...")
+	$(BIN)/python -m pixelproof.bench $(ARGS)
 
 test: install ## run the whole test suite
 	$(BIN)/python -m pytest $(ARGS)

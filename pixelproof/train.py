@@ -10,6 +10,7 @@ Heavy imports happen inside ``train`` so ``--help`` and ``--cfg job`` answer at 
 
 import json
 import logging
+import sys
 from pathlib import Path
 
 import hydra
@@ -67,10 +68,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
         metrics.update(_floats(trainer.callback_metrics))
 
-    output_dir = Path(cfg.paths.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    _report(trainer, output_dir, metrics)
+    if trainer.is_global_zero:  # under DDP every process gets here; one writes
+        output_dir = Path(cfg.paths.output_dir)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        metrics_json = json.dumps(metrics, indent=2, sort_keys=True) + "\n"
+        (output_dir / "metrics.json").write_text(metrics_json)
+        _report(trainer, output_dir, metrics)
     return metrics
 
 
@@ -100,9 +103,20 @@ def _report(trainer, output_dir: Path, metrics: dict[str, float]) -> None:
     print("\n".join(lines))
 
 
+def _finish_wandb() -> None:
+    """A multirun runs its jobs in one process, and a new WandbLogger reuses a wandb run that is
+    still open: close it after each job so every job of a sweep is its own run."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        wandb.finish()
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    metrics = train(cfg)
+    try:
+        metrics = train(cfg)
+    finally:
+        _finish_wandb()
     metric = cfg.get("optimized_metric")
     return metrics.get(metric) if metric else None
 

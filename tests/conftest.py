@@ -84,3 +84,27 @@ def rine_overrides(train_overrides, tiny_clip_dir) -> list[str]:
     """``train_overrides`` for ``model=rine_tinyclip`` on the tiny CLIP checkpoint."""
     shared = [o for o in train_overrides if not o.startswith("model.")]
     return [*shared, "model=rine_tinyclip", f"model.backbone.name_or_path={tiny_clip_dir}"]
+
+
+def run_multirun(*overrides: str) -> None:
+    """``python -m pixelproof.train -m <overrides>``, in this process (no second ~10 s import).
+    Pass ``hydra.sweep.dir=...``; errors propagate with their traceback (HYDRA_FULL_ERROR)."""
+    import logging
+    from unittest import mock
+
+    from pixelproof.train import main
+
+    # Hydra points the root logger at this test's captured stderr and the jobs' log files
+    root, saved = logging.getLogger(), (logging.getLogger().handlers[:], logging.getLogger().level)
+    argv = ["pixelproof.train", "-m", *overrides]
+    # conf/ is found next to train.py as when run as __main__ (as a module, Hydra looks for a
+    # `conf` package)
+    env = {"HYDRA_FULL_ERROR": "1", "HYDRA_MAIN_MODULE": "__main__"}
+    try:
+        with mock.patch("sys.argv", argv), mock.patch.dict(os.environ, env):
+            main()
+    finally:
+        for handler in set(root.handlers) - set(saved[0]):
+            handler.close()
+        root.handlers[:], root.level = saved
+        GlobalHydra.instance().clear()

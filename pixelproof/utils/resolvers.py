@@ -21,5 +21,20 @@ def wandb_offline() -> bool:
         return True
 
 
+def sweep_group(task_name: str) -> str:
+    """The wandb group of a run: ``task_name`` for a single run; in a multirun, ``task_name``
+    and the sweep directory's name, so the runs of one sweep share a group and sweeps never mix."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return task_name
+    hydra_cfg = HydraConfig.get()
+    if OmegaConf.select(hydra_cfg, "mode", default=None) != RunMode.MULTIRUN:
+        return task_name
+    return f"{task_name}_{Path(hydra_cfg.sweep.dir).name}"
+
+
 def register() -> None:
     OmegaConf.register_new_resolver("pixelproof.wandb_offline", wandb_offline, replace=True)
+    OmegaConf.register_new_resolver("pixelproof.sweep_group", sweep_group, replace=True)

@@ -1,0 +1,286 @@
+"""Collect a Hydra multirun into one results table and plot: one row per run.
+
+    python experiments/collect.py logs/<task>/multiruns/<date> [--out DIR] [--title TEXT]
+
+Reads every job directory of the sweep (``<job>/.hydra/overrides.yaml``, ``config.yaml`` and
+the ``metrics.json`` that ``pixelproof.train`` writes) and writes into ``--out`` (default: the
+sweep directory):
+
+* ``results.md``: the overrides that differ between runs as columns, then test ACC@0.5 / AP and
+  validation ACC / AP in % (the seed reports' format); a per-generator table (Generator, ACC, AP,
+  Mean row, as seed 000's Tables 1-2) when the runs tested per generator; the best run by the
+  sweep's ``optimized_metric``.
+* ``results.csv``: the same runs with every override and every metric, unrounded.
+* ``results.png``: test ACC and AP against the numeric swept parameter with the most values
+  (one line per combination of the others), or a bar chart when none is numeric.
+
+Jobs without ``metrics.json`` (failed, or still running) are skipped with a warning.
+"""
+
+import argparse
+import csv
+import json
+import logging
+import re
+import shlex
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import groupby
+from pathlib import Path
+
+import yaml
+
+log = logging.getLogger("collect")
+
+# (column title, metric key): the table's metric columns, in %
+TABLE_METRICS = [
+    ("ACC", "test/acc"),
+    ("AP", "test/ap"),
+    ("val ACC", "val/acc"),
+    ("val AP", "val/ap"),
+]
+PER_GENERATOR = re.compile(r"^test/(?P<generator>.+)/(?P<metric>acc|ap)$")
+
+
+@dataclass
+class Run:
+    job: str  # the job directory, relative to the sweep directory ("0", "1", ...)
+    overrides: dict[str, str]
+    metrics: dict[str, float]
+    config: dict = field(default_factory=dict)
+
+
+def parse_override(text: str) -> tuple[str, str]:
+    """``model.xi=0.1`` -> ``("model.xi", "0.1")``; ``+``/``++``/``~`` prefixes are dropped."""
+    key, _, value = text.partition("=")
+    return key.lstrip("+~"), value
+
+
+def _job_sort_key(job: str) -> list:
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", job)]
+
+
+def find_runs(sweep_dir: Path) -> tuple[list[Run], list[str]]:
+    """The finished runs of a sweep and the job directories skipped for lack of metrics."""
+    if not sweep_dir.is_dir():
+        raise SystemExit(
+            f"collect: {sweep_dir} is not a directory; pass a multirun directory "
+            "such as logs/<task>/multiruns/<date>"
+        )
+    jobs = sorted(
+        (
+            p.parent.parent
+            for p in sweep_dir.rglob(".hydra/overrides.yaml")
+            if ".submitit" not in p.parts
+        ),
+        key=lambda d: _job_sort_key(str(d.relative_to(sweep_dir))),
+    )
+    if not jobs:
+        raise SystemExit(
+            f"collect: no runs in {sweep_dir} (no <job>/.hydra/overrides.yaml); "
+            "pass the directory of a multirun such as logs/<task>/multiruns/<date>"
+        )
+    runs, skipped = [], []
+    for job_dir in jobs:
+        job = str(job_dir.relative_to(sweep_dir))
+        metrics_file = job_dir / "metrics.json"
+        if not metrics_file.is_file():
+            log.warning("skipped job %s: no metrics.json (the job failed or is still running)", job)
+            skipped.append(job)
+            continue
+        overrides = dict(
+            parse_override(o)
+            for o in yaml.safe_load((job_dir / ".hydra/overrides.yaml").read_text()) or []
+        )
+        config_file = job_dir / ".hydra/config.yaml"
+        config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else {}
+        runs.append(Run(job, overrides, json.loads(metrics_file.read_text()), config or {}))
+    if not runs:
+        raise SystemExit(
+            f"collect: none of the {len(jobs)} jobs in {sweep_dir} wrote metrics.json "
+            "(all failed or are still running)"
+        )
+    return runs, skipped
+
+
+def swept_keys(runs: Sequence[Run]) -> list[str]:
+    """Override keys whose value is not the same in every run, in the order they first appear."""
+    keys = list(dict.fromkeys(k for r in runs for k in r.overrides))
+    return [k for k in keys if len({r.overrides.get(k) for r in runs}) > 1]
+
+
+def common_overrides(runs: Sequence[Run], swept: Sequence[str]) -> list[str]:
+    keys = [k for k in runs[0].overrides if k not in swept]
+    return [f"{k}={runs[0].overrides[k]}" for k in keys if all(k in r.overrides for r in runs)]
+
+
+def percent(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:.1f}"
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def best_run(runs: Sequence[Run]) -> tuple[Run, str, str] | None:
+    """The best run by the sweep's ``optimized_metric`` / ``optimized_mode`` (from its config)."""
+    metric = runs[0].config.get("optimized_metric")
+    mode = runs[0].config.get("optimized_mode", "max")
+    scored = [r for r in runs if metric in r.metrics]
+    if not metric or not scored:
+        return None
+    pick = max if mode == "max" else min
+    return pick(scored, key=lambda r: r.metrics[metric]), metric, mode
+
+
+def per_generator_table(runs: Sequence[Run]) -> list[str]:
+    """Seed 000's Tables 1-2 (Generator | ACC | AP, Mean row), with one ACC/AP pair per run."""
+    generators = list(
+        dict.fromkeys(
+            m["generator"] for r in runs for k in r.metrics if (m := PER_GENERATOR.match(k))
+        )
+    )
+    if not generators:
+        return []
+    header = ["Generator"] + [f"run {r.job} {m}" for r in runs for m in ("ACC", "AP")]
+    rows = [
+        [g] + [percent(r.metrics.get(f"test/{g}/{m}")) for r in runs for m in ("acc", "ap")]
+        for g in generators
+    ]
+    rows.append(
+        ["Mean"] + [percent(r.metrics.get(f"test/{m}")) for r in runs for m in ("acc", "ap")]
+    )
+    return ["", "Per generator (test ACC@0.5 / AP in %):", "", *markdown_table(header, rows)]
+
+
+def write_markdown(runs, skipped, swept, out: Path, title: str, command: str) -> None:
+    header = ["run", *swept, *(name for name, _ in TABLE_METRICS)]
+    rows = [
+        [
+            r.job,
+            *(r.overrides.get(k, "") for k in swept),
+            *(percent(r.metrics.get(key)) for _, key in TABLE_METRICS),
+        ]
+        for r in runs
+    ]
+    lines = [f"# {title}", "", f"Collected by `{command}` from {len(runs)} runs."]
+    if skipped:
+        lines.append(f"Skipped (no metrics.json: failed or unfinished): jobs {', '.join(skipped)}.")
+    common = common_overrides(runs, swept)
+    if common:
+        lines.append("Common overrides: " + " ".join(f"`{o}`" for o in common) + ".")
+    lines += [
+        "ACC@0.5 and AP in %, on the test split (its mean over generators when there are "
+        "several); val: the validation split after the last epoch.",
+        "",
+    ]
+    lines += markdown_table(header, rows)
+    best = best_run(runs)
+    if best:
+        run, metric, mode = best
+        values = _label(run, swept)
+        lines += [
+            "",
+            f"Best by {metric} ({mode}): run {run.job} ({values}), "
+            f"{metric} = {run.metrics[metric]:.4f}.",
+        ]
+    lines += per_generator_table(runs)
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+
+
+def write_csv(runs: Sequence[Run], out: Path) -> None:
+    override_keys = list(dict.fromkeys(k for r in runs for k in r.overrides))
+    metric_keys = sorted({k for r in runs for k in r.metrics})
+    with (out / "results.csv").open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["run", *override_keys, *metric_keys])
+        for r in runs:
+            writer.writerow(
+                [
+                    r.job,
+                    *(r.overrides.get(k, "") for k in override_keys),
+                    *(r.metrics.get(k, "") for k in metric_keys),
+                ]
+            )
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _label(run: Run, keys: Sequence[str]) -> str:
+    return ", ".join(f"{k}={run.overrides[k]}" for k in keys)
+
+
+def write_plot(runs: Sequence[Run], swept: Sequence[str], out: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    numeric = [k for k in swept if all(_number(r.overrides.get(k, "")) is not None for r in runs)]
+    # the x axis: the numeric parameter with the most values; epochs on a tie (a training curve)
+    spread = lambda k: (len({r.overrides[k] for r in runs}), "epoch" in k)  # noqa: E731
+    x_key = max(numeric, key=spread, default=None)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    for ax, (name, key) in zip(axes, TABLE_METRICS[:2]):
+        if x_key is None:
+            labels = [r.job for r in runs]
+            ax.bar(labels, [100 * r.metrics.get(key, float("nan")) for r in runs])
+            ax.set_xlabel("run (see results.md)")
+        else:
+            others = [k for k in swept if k != x_key]
+            series = lambda r, keys=tuple(others): _label(r, keys) or "all runs"  # noqa: E731
+            for label, group in groupby(sorted(runs, key=series), key=series):
+                points = sorted(
+                    (_number(r.overrides[x_key]), 100 * r.metrics[key])
+                    for r in group
+                    if key in r.metrics
+                )
+                ax.plot(*zip(*points), marker="o", label=label)
+            ax.set_xlabel(x_key)
+            ax.legend(fontsize=7)
+        ax.axhline(50, color="grey", lw=0.8, ls=":")  # chance for balanced real/fake
+        ax.set_ylabel(f"test {name} (%)")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.savefig(out / "results.png", dpi=120)
+    plt.close(fig)
+
+
+def collect(
+    sweep_dir: Path, out: Path | None = None, title: str | None = None, command: str | None = None
+) -> list[Run]:
+    """Write results.md, results.csv and results.png for the sweep in ``sweep_dir``."""
+    sweep_dir = Path(sweep_dir)
+    runs, skipped = find_runs(sweep_dir)
+    out = Path(out) if out else sweep_dir
+    out.mkdir(parents=True, exist_ok=True)
+    swept = swept_keys(runs)
+    title = title or f"Sweep {sweep_dir.name}"
+    command = command or f"python experiments/collect.py {sweep_dir} --out {out}"
+    write_markdown(runs, skipped, swept, out, title, command)
+    write_csv(runs, out)
+    write_plot(runs, swept, out, title)
+    log.info("%d runs (%d skipped) -> %s/results.{md,csv,png}", len(runs), len(skipped), out)
+    return runs
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sweep_dir", type=Path, help="a Hydra multirun directory")
+    parser.add_argument("--out", type=Path, help="where to write results.* (default: sweep_dir)")
+    parser.add_argument("--title", help="the table's and plot's title")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    command = shlex.join(["python", "experiments/collect.py", *(argv or sys.argv[1:])])
+    collect(args.sweep_dir, args.out, args.title, command)
+
+
+if __name__ == "__main__":
+    main()
