@@ -1,0 +1,131 @@
+"""Explain the artifacts of (fake) images: the Task-2 output and a richer companion file.
+
+    python -m pixelproof.explain input_dir=images/ output=explanations.json
+    python -m pixelproof.explain input_dir=images/ output=out.json predictions=task1.json
+    python -m pixelproof.explain ... taxonomy=small_image34 vlm=llava scorer.threshold=0.1
+    python -m pixelproof.explain ... vlm=none        # CLIP only: fallback sentences, no VLM
+
+``explain(cfg)`` is a plain function (tests and notebooks call it); ``main`` only wraps it for
+Hydra. Heavy imports happen inside it, so ``--help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+import pixelproof  # noqa: F401  (registers the config resolvers)
+
+log = logging.getLogger(__name__)
+
+
+def details_path(output: Path, details_output: str | None) -> Path:
+    return Path(details_output) if details_output else output.with_suffix(".details.json")
+
+
+def _build(node: DictConfig, **kwargs):
+    """``instantiate``, re-raising the constructor's own one-line error (an offline model
+    names the option to pass) instead of Hydra's wrapper around it."""
+    from hydra.errors import InstantiationException
+
+    try:
+        return hydra.utils.instantiate(node, _convert_="all", **kwargs)
+    except InstantiationException as err:
+        raise (err.__cause__ or err) from None
+
+
+def explain(cfg: DictConfig) -> dict:
+    """Write ``cfg.output`` (Task-2 format, schema-checked) and the details file; return the
+    run's summary (counts of images, artifacts, fallbacks, skipped files)."""
+    from pixelproof.data.image_dataset import BadImageError, load_rgb
+    from pixelproof.explainer.inputs import indexed_images, read_predictions
+    from pixelproof.explainer.pipeline import ArtifactExplainer, task2_record
+    from pixelproof.explainer.prompt import DEFAULT_INSTRUCTION
+    from pixelproof.explainer.schema import validate_task2
+    from pixelproof.explainer.taxonomy import Taxonomy
+
+    output = Path(cfg.output)
+    details_file = details_path(output, cfg.get("details_output"))
+    files = indexed_images(cfg.input_dir)
+    predictions = read_predictions(cfg.predictions) if cfg.get("predictions") else None
+    predicted_real = 0
+    if predictions is not None:
+        unpredicted = [i for i, _ in files if i not in predictions]
+        if unpredicted:
+            log.warning(
+                "%d images have no entry in predictions=%s and are not explained (e.g. %s)",
+                len(unpredicted),
+                cfg.predictions,
+                unpredicted[:5],
+            )
+        predicted_real = sum(1 for i, _ in files if predictions.get(i) == "real")
+        files = [(i, p) for i, p in files if predictions.get(i) == "fake"]
+        log.info("%d images predicted fake are explained", len(files))
+
+    taxonomy = Taxonomy.from_config(**OmegaConf.to_container(cfg.taxonomy, resolve=True))
+    # a partial, so the Taxonomy object is not turned into a config by instantiate
+    scorer = _build(cfg.scorer, _partial_=True)(taxonomy=taxonomy)
+    vlm_cfg = cfg.get("vlm")
+    vlm = _build(vlm_cfg) if vlm_cfg else None
+    explainer = ArtifactExplainer(scorer, vlm, cfg.get("instruction") or DEFAULT_INSTRUCTION)
+
+    items, unreadable = [], []
+    for index, path in files:
+        try:
+            items.append((index, load_rgb(path)))
+        except BadImageError as err:
+            unreadable.append({"index": index, "file": str(path), "reason": err.reason})
+    if unreadable:
+        log.warning(
+            "Skipped %d unreadable image files: %s",
+            len(unreadable),
+            "; ".join(f"{u['file']}: {u['reason']}" for u in unreadable[:5]),
+        )
+
+    details = explainer.explain(items, progress=bool(cfg.get("progress", True)))
+    names_of = {index: str(path) for index, path in files}
+    for record in details:
+        record["file"] = names_of[record["index"]]
+    records = [task2_record(d) for d in details]
+    validate_task2(records, taxonomy.names)
+
+    summary = {
+        **explainer.stats.to_dict(),
+        "unreadable": len(unreadable),
+        "predicted_real": predicted_real,
+        "scorer": cfg.scorer.name_or_path,
+        "vlm": vlm_cfg.name_or_path if vlm_cfg else None,
+        "taxonomy": cfg.taxonomy.get("name"),
+        "threshold": cfg.scorer.threshold,
+    }
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(records, indent=2, ensure_ascii=False) + "\n")
+    details_file.parent.mkdir(parents=True, exist_ok=True)
+    details_file.write_text(
+        json.dumps(
+            {"summary": summary, "images": details, "unreadable": unreadable},
+            indent=1,
+            ensure_ascii=False,
+        )
+        + "\n"
+    )
+    print(
+        f"\nExplained {summary['images']} images ({summary['artifacts']} artifacts: "
+        f"{summary['from_model']} from the model, {summary['fallbacks']} fallbacks); "
+        f"{len(unreadable)} unreadable files skipped.\n  Task-2 output: {output}\n"
+        f"  details:       {details_file}"
+    )
+    return summary
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="explain")
+def main(cfg: DictConfig) -> None:
+    explain(cfg)
+
+
+if __name__ == "__main__":
+    main()
