@@ -36,16 +36,23 @@ def embedded_root(tmp_path_factory) -> Path:
     return build_embedded_dataset(root, n_train=96, n_test=48, seed=0)
 
 
-@pytest.fixture
-def train_overrides(tmp_path, embedded_root) -> list[str]:
-    """Overrides that make the default training run tiny and keep its files in tmp_path."""
+def tiny_data_overrides(tmp_path: Path, embedded_root: Path) -> list[str]:
+    """The tiny embedded data, read as a plain CIFAKE folder, small batches, files in tmp_path."""
     return [
         f"paths.root_dir={tmp_path}",
-        f"paths.output_dir={tmp_path / 'run'}",
         f"data.root={embedded_root}",
         "data.embedded=null",  # already built: read it as a plain CIFAKE folder
         "data.batch_size=16",
         "data.eval_batch_size=32",
+    ]
+
+
+@pytest.fixture
+def train_overrides(tmp_path, embedded_root) -> list[str]:
+    """Overrides that make the default training run tiny and keep its files in tmp_path."""
+    return [
+        f"paths.output_dir={tmp_path / 'run'}",
+        *tiny_data_overrides(tmp_path, embedded_root),
         "model.net.backbone=resnet26",
         "trainer.max_epochs=1",
         "trainer.accelerator=cpu",

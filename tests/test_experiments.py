@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import CONF_DIR, compose_config, run_multirun
+from conftest import CONF_DIR, compose_config, run_multirun, tiny_data_overrides
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
@@ -18,11 +18,7 @@ def sweep_overrides(tmp_path, embedded_root) -> list[str]:
     """Overrides that shrink any multirun to the tiny embedded data on CPU, files in tmp_path."""
     return [
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
-        f"paths.root_dir={tmp_path}",
-        f"data.root={embedded_root}",
-        "data.embedded=null",
-        "data.batch_size=16",
-        "data.eval_batch_size=32",
+        *tiny_data_overrides(tmp_path, embedded_root),
         "data.num_workers=0",
         "trainer.accelerator=cpu",
         "trainer.precision=32-true",

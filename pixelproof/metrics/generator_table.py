@@ -69,8 +69,10 @@ def mean_row(rows: Sequence[dict]) -> dict:
         values = [r[key] for r in rows if not math.isnan(r[key])]
         if key.startswith("n_"):
             mean[key] = sum(values)
-        elif key.endswith("threshold"):
-            mean[key] = rows[0][key] if key == "threshold" else NAN
+        elif key == "threshold":  # one threshold for every row
+            mean[key] = rows[0][key]
+        elif key == "best_threshold":  # each generator's own: no mean of them means anything
+            mean[key] = NAN
         else:
             mean[key] = sum(values) / len(values) if values else NAN
     return mean
