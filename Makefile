@@ -33,7 +33,7 @@ sweep: install ## run the offline RINE grid (8 short CPU runs) and collect it in
 		--title "rine_grid_offline: RINE, random TinyCLIP towers at 32x32, embedded data"
 
 bench: install ## CPU latency/throughput/FLOPs/memory of every detector vs the seed's pipeline (ARGS="threads=8 ...")
-	$(BIN)/python -m pixelproof.bench $(ARGS)
+	$(BIN)/python -m pixelproof.benchmarks.latency $(ARGS)
 
 test: install ## run the whole test suite
 	$(BIN)/python -m pytest $(ARGS)

@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Score every test set of ``cfg.data`` with the checkpoint's detector, write the table,
     scores and plots under ``paths.output_dir``, and return the flat metrics."""
-    from pixelproof.inference import pick_device, score_loader
-    from pixelproof.metrics.generator_table import generator_table, to_markdown, write_table
+    from pixelproof.evaluation.generator_table import generator_table, to_markdown, write_table
+    from pixelproof.models.inference import pick_device, score_loader
     from pixelproof.models.loading import load_detector
     from pixelproof.utils.instantiate import instantiate_named
 
@@ -53,12 +53,12 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     plots = []
     if cfg.plots:
-        from pixelproof.metrics.plots import evaluation_plots
+        from pixelproof.evaluation.plots import evaluation_plots
 
         plots = evaluation_plots(rows, scores, output_dir / "plots")
 
     if cfg.get("robustness"):
-        from pixelproof.attacks.robust_eval import robustness_report
+        from pixelproof.evaluation.robustness import robustness_report
 
         robustness_report(model, loaders, cfg.robustness, output_dir)
 

@@ -9,8 +9,8 @@ Writes into ``output_dir`` (the run directory by default):
   TorchScript): ``[B,3,H,W]`` float32 in [0,1] -> ``[B]`` logits, normalisation inside;
 - ``preprocess.json``: image size, resize mode, the checkpoint's decision threshold, and the
   parity check below;
-- ``run_detector.py``: a copy of :mod:`pixelproof.run_detector` (numpy + Pillow + onnxruntime or
-  torch): ``python run_detector.py <image_dir> --output scores.csv``.
+- ``run_detector.py``: a copy of :mod:`pixelproof.deploy.run_detector` (numpy + Pillow +
+  onnxruntime or torch): ``python run_detector.py <image_dir> --output scores.csv``.
 
 Every export is checked: the exported model and the PyTorch model score the same random batch,
 and the largest logit difference must stay within ``tolerance`` (1e-4). An int8 model cannot meet
@@ -39,7 +39,7 @@ import pixelproof  # noqa: F401  (registers the config resolvers)
 log = logging.getLogger(__name__)
 
 MODEL_FILES = {"onnx": "model.onnx", "torchscript": "model.pt"}
-RUNNER = Path(__file__).with_name("run_detector.py")
+RUNNER = Path(__file__).parent / "deploy" / "run_detector.py"
 
 
 class ExportError(RuntimeError):
@@ -148,7 +148,7 @@ def _require(*modules: str) -> None:
 def compare(net: nn.Module, folder: Path, images: torch.Tensor, threshold: float) -> dict:
     """Largest logit difference between ``net`` and the model exported to ``folder``, and the
     share of images both call fake or both call real at ``threshold``."""
-    from pixelproof.run_detector import Detector
+    from pixelproof.deploy.run_detector import Detector
 
     with torch.inference_mode():
         expected = net.eval()(images).double().numpy()

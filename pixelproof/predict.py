@@ -83,7 +83,7 @@ def predict(cfg: DictConfig) -> dict:
     from tqdm.auto import tqdm
 
     from pixelproof.data.transforms import build_transform
-    from pixelproof.inference import batch_logits, pick_device
+    from pixelproof.models.inference import batch_logits, pick_device
     from pixelproof.models.loading import load_detector
 
     output = Path(cfg.output)

@@ -11,9 +11,9 @@ from lightning import Callback, Trainer
 from test_attacks import MeanIntensityDetector
 from torch.utils.data import DataLoader, TensorDataset
 
-from pixelproof.attacks.adversarial_augmentation import AdversarialAugmentation
 from pixelproof.attacks.module_modes import module_modes
 from pixelproof.attacks.spec import AttackSpec
+from pixelproof.callbacks.adversarial_augmentation import AdversarialAugmentation
 from pixelproof.models.detector_module import DetectorModule
 from pixelproof.train import train
 

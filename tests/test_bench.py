@@ -1,5 +1,5 @@
-"""pixelproof.bench: a markdown table with every column, one row per detector and variant
-(timings are never asserted: they depend on the machine)."""
+"""pixelproof.benchmarks.latency: a markdown table with every column, one row per detector and
+variant (timings are never asserted: they depend on the machine)."""
 
 import json
 
@@ -7,8 +7,8 @@ import pytest
 from conftest import compose_config
 from omegaconf import OmegaConf, open_dict
 
-from pixelproof.bench import COLUMNS, bench, plan_rows, to_markdown
-from pixelproof.bench_row import measure
+from pixelproof.benchmarks.latency import COLUMNS, bench, plan_rows, to_markdown
+from pixelproof.benchmarks.latency_row import measure
 
 TINY_WAVEFREQ = ["model=wavefreq_resnet50", "model.net.backbone=resnet26"]
 

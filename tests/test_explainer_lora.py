@@ -9,7 +9,8 @@ from image_factory import make_image
 from omegaconf import OmegaConf
 from tiny_models import save_tiny_idefics2, save_tiny_llava
 
-from pixelproof.data.synartifact import (
+from pixelproof.explainer.lora_module import ExplainerLoRAModule
+from pixelproof.explainer.synartifact import (
     AnnotationError,
     SynArtifactDataModule,
     collate,
@@ -18,7 +19,6 @@ from pixelproof.data.synartifact import (
 )
 from pixelproof.explainer.taxonomy import Taxonomy
 from pixelproof.explainer.vlm import VisionLanguageModel
-from pixelproof.models.explainer_lora_module import ExplainerLoRAModule
 from pixelproof.train import train
 
 

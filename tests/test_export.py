@@ -15,9 +15,9 @@ from conftest import compose_config
 from omegaconf import OmegaConf
 from PIL import Image
 
+from pixelproof.deploy.run_detector import Detector
 from pixelproof.export import ExportError, example_images, export_checkpoint
 from pixelproof.models.loading import load_detector
-from pixelproof.run_detector import Detector
 
 THRESHOLD = 0.3  # not 0.5, to see that the checkpoint's threshold reaches preprocess.json
 TINY_WAVEFREQ = [

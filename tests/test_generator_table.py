@@ -6,7 +6,7 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score
 
-from pixelproof.metrics.generator_table import (
+from pixelproof.evaluation.generator_table import (
     generator_row,
     generator_table,
     mean_row,

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from pixelproof.attacks.perturbations import (
+from pixelproof.evaluation.perturbations import (
     PERTURBATIONS,
     crop_resize,
     gaussian_blur,

@@ -10,7 +10,7 @@ from test_attacks import MeanIntensityDetector, constant_images
 from torch.utils.data import DataLoader, TensorDataset
 
 from pixelproof.attacks.module_modes import module_modes
-from pixelproof.attacks.robust_eval import robustness_conditions, robustness_report
+from pixelproof.evaluation.robustness import robustness_conditions, robustness_report
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "robustness"
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from pixelproof.metrics.threshold_calibration import ThresholdCalibration
-from pixelproof.metrics.thresholds import (
+from pixelproof.callbacks.threshold_calibration import ThresholdCalibration
+from pixelproof.evaluation.thresholds import (
     best_accuracy,
     choose_threshold,
     equal_error_threshold,

@@ -32,9 +32,9 @@ from hydra.core.hydra_config import HydraConfig
 from lightning import Callback, Trainer, seed_everything
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from pixelproof.attacks.adversarial_augmentation import AdversarialAugmentation
-from pixelproof.attacks.robust_eval import robustness_report
 from pixelproof.attacks.spec import AttackSpec
+from pixelproof.callbacks.adversarial_augmentation import AdversarialAugmentation
+from pixelproof.evaluation.robustness import robustness_report
 from pixelproof.train import train
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,8 +1,9 @@
 """CPU latency of RINE on the two TinyCLIP architectures, next to the seed's pipeline: the RINE
-rows of ``python -m pixelproof.bench`` (all the measuring lives there), written to results.md.
+rows of ``python -m pixelproof.benchmarks.latency`` (all the measuring lives there), written
+to results.md.
 
     python experiments/rine_latency/benchmark.py                    # 2 threads
-    python experiments/rine_latency/benchmark.py threads=8 iters=50 # any pixelproof.bench override
+    python experiments/rine_latency/benchmark.py threads=8 iters=50 # any latency override
 """
 
 import subprocess
@@ -15,7 +16,7 @@ if __name__ == "__main__":
     command = [
         sys.executable,
         "-m",
-        "pixelproof.bench",
+        "pixelproof.benchmarks.latency",
         "only=[rine_tinyclip_8m16,rine_tinyclip_40m32]",
         "variants=[seed,batched,native,inference_mode]",
         f"output={HERE / 'results.md'}",

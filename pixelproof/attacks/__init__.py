@@ -1,6 +1,9 @@
-"""Adversarial augmentation (a Lightning callback) and robust evaluation, built on torchattacks.
+"""Adversarial attacks on any pixelproof detector, built on torchattacks: the attack registry
+(:mod:`~pixelproof.attacks.spec`), crafting, and the two-class view of a one-logit detector.
 
 Every detector maps ``[B,3,H,W]`` in [0,1] to ``[B]`` logits, so one wrapper
 (:class:`~pixelproof.attacks.two_class.TwoClassLogits`) lets torchattacks' 2-class losses attack
-any of them, and attack budgets are always in [0,1] pixel units.
+any of them, and attack budgets are always in [0,1] pixel units. Adversarial training is a
+callback (:mod:`pixelproof.callbacks.adversarial_augmentation`); robust evaluation lives in
+:mod:`pixelproof.evaluation.robustness`.
 """

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
-from pixelproof.explainer.loading import load_or_fail, refuse_missing_weights
 from pixelproof.explainer.localisation import Location, locate
 from pixelproof.explainer.taxonomy import Taxonomy
+from pixelproof.utils.hub import load_or_fail, refuse_missing_weights
 
 log = logging.getLogger(__name__)
 

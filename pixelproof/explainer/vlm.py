@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from PIL import Image
 
-from pixelproof.explainer.loading import load_or_fail, refuse_missing_weights
 from pixelproof.explainer.prompt import chat
+from pixelproof.utils.hub import load_or_fail, refuse_missing_weights
 
 log = logging.getLogger(__name__)
 

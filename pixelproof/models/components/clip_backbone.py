@@ -13,11 +13,9 @@ calls ``model.train()`` every epoch), but it is not run under ``no_grad``: gradi
 the input images, which adversarial attacks need.
 """
 
-import contextlib
 import logging
-import os
 from collections.abc import Mapping
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 import torch
@@ -26,6 +24,8 @@ from torch import nn
 from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from transformers.models.clip.modeling_clip import CLIPEncoderLayer
+
+from pixelproof.utils.hub import load_or_fail, refuse_missing_weights
 
 log = logging.getLogger(__name__)
 
@@ -128,38 +128,18 @@ class CLIPBackbone(nn.Module):
 
 def load_pretrained(name_or_path: str) -> tuple[CLIPVisionModel, list, list, int]:
     """The vision tower of a CLIP checkpoint, its normalisation mean/std and input size."""
-    path = Path(name_or_path).expanduser()
-    local = path.is_dir()
-    if not local and name_or_path.startswith(("/", "./", "../", "~")):
-        raise FileNotFoundError(f"{OPTION}={name_or_path}: no such directory; {INSTEAD}")
-    source = str(path) if local else name_or_path
-    # Offline, huggingface_hub retries each file for ~45 s before giving up: probe once instead
-    # and, if the Hub is out of reach, read only the local cache (fails at once if not there).
-    cache_only = not local and not hub_reachable()
-    not_clip = f"{OPTION}={name_or_path} is not a CLIP vision checkpoint"
-    try:
-        with quiet_transformers():
-            vision, info = CLIPVisionModel.from_pretrained(
-                source, local_files_only=cache_only, output_loading_info=True
-            )
-    except OSError as err:
-        where = "the Hugging Face Hub is offline or unreachable and it is not in the local cache"
-        reason = where if cache_only else str(err).splitlines()[0]
-        raise OSError(
-            f"{OPTION}={name_or_path}: cannot load a CLIP model ({reason}); {INSTEAD}"
-        ) from None
-    except (RuntimeError, ValueError) as err:  # e.g. weights of other shapes
-        raise ValueError(f"{not_clip}: {str(err).splitlines()[0]}; {INSTEAD}") from None
-    # A partly loaded tower would run with random weights: refuse it.
-    missing = [k for k in info["missing_keys"] if not k.endswith("position_ids")]
-    if missing:
-        raise ValueError(
-            f"{not_clip}: {len(missing)} weights missing, e.g. {missing[:2]}; {INSTEAD}"
-        )
+    what = "CLIP vision checkpoint"
+    vision, info = load_or_fail(
+        partial(CLIPVisionModel.from_pretrained, output_loading_info=True),
+        name_or_path,
+        OPTION,
+        what,
+        INSTEAD,
+    )
+    refuse_missing_weights(info, OPTION, name_or_path, what, INSTEAD)
     mean, std, size = OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, vision.config.image_size
     try:
-        with quiet_transformers():
-            processor = CLIPImageProcessor.from_pretrained(source, local_files_only=cache_only)
+        processor = load_or_fail(CLIPImageProcessor.from_pretrained, name_or_path, OPTION, what)
         mean, std = processor.image_mean, processor.image_std
         crop = processor.crop_size if processor.do_center_crop else processor.size
         size = crop.get("height") or crop.get("shortest_edge") or size
@@ -171,31 +151,3 @@ def load_pretrained(name_or_path: str) -> tuple[CLIPVisionModel, list, list, int
             size,
         )
     return vision, list(mean), list(std), int(size)
-
-
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """One quick request to the Hub endpoint (none in offline mode, ``HF_HUB_OFFLINE=1``)."""
-    from huggingface_hub import constants, get_session
-
-    flags = (os.environ.get(k, "").upper() for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
-    if constants.is_offline_mode() or any(f in {"1", "ON", "YES", "TRUE"} for f in flags):
-        return False
-    try:
-        get_session().head(constants.ENDPOINT, timeout=timeout)
-    except Exception:  # any transport error means "not reachable"; the load then says why
-        return False
-    return True
-
-
-@contextlib.contextmanager
-def quiet_transformers():
-    """Hide transformers' load report (a CLIPModel checkpoint lists every text weight as
-    unexpected); missing vision weights are checked explicitly instead."""
-    from transformers.utils import logging as hf_logging
-
-    level = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)

@@ -19,8 +19,8 @@ from tqdm.auto import tqdm
 
 from pixelproof.attacks.craft import craft
 from pixelproof.attacks.module_modes import eval_mode
-from pixelproof.attacks.perturbations import perturbation
 from pixelproof.attacks.spec import attack_spec, pixel_value
+from pixelproof.evaluation.perturbations import perturbation
 
 log = logging.getLogger(__name__)
 

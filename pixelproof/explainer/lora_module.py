@@ -23,7 +23,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from pixelproof.data.synartifact import ExplainBatch
+from pixelproof.explainer.synartifact import ExplainBatch
 from pixelproof.explainer.vlm import VisionLanguageModel
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,7 @@
-"""One row of ``python -m pixelproof.bench``: one detector run one way, timed on the CPU.
+"""One row of ``python -m pixelproof.benchmarks.latency``: one detector run one way, timed on
+the CPU.
 
-    python -m pixelproof.bench_row < row.json      # prints one JSON line of measurements
+    python -m pixelproof.benchmarks.latency_row < row.json   # prints one JSON line of measurements
 
 The bench runs every row in a fresh process like this (``isolate=true``), so that the peak
 memory of a row is its own. A row is a detector (its resolved model config), a *variant* (how it

@@ -20,7 +20,7 @@ from torchmetrics.functional.classification import (
     binary_specificity,
 )
 
-from pixelproof.metrics.thresholds import best_accuracy
+from pixelproof.evaluation.thresholds import best_accuracy
 
 MEAN = "mean"
 # column -> header in the markdown table

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torchmetrics.functional.classification import binary_precision_recall_curve, binary_roc
 
-from pixelproof.metrics.generator_table import MEAN, METRIC_HEADERS
+from pixelproof.evaluation.generator_table import MEAN, METRIC_HEADERS
 
 
 def _pyplot():

@@ -1,13 +1,13 @@
 """CPU benchmark of every detector, next to the seed's pipeline measured in the same run.
 
-    make bench                                     # = python -m pixelproof.bench
-    python -m pixelproof.bench threads=8 iters=50 'only=[rine_tinyclip_8m16]'
+    make bench                                     # = python -m pixelproof.benchmarks.latency
+    python -m pixelproof.benchmarks.latency threads=8 iters=50 'only=[rine_tinyclip_8m16]'
 
-One table row per detector and variant (``pixelproof.bench_row.VARIANTS``): milliseconds per
-image at batch 1 (latency) and at the throughput batch, images/s, GFLOPs per image, the share
-of the machine's measured fp32 matmul peak that throughput reaches, training images/s, and peak
-memory. Each row runs in its own process (``isolate=true``). The table is printed and written
-as markdown to ``output`` (and as JSON beside it).
+One table row per detector and variant (``latency_row.VARIANTS``): milliseconds per image at
+batch 1 (latency) and at the throughput batch, images/s, GFLOPs per image, the share of the
+machine's measured fp32 matmul peak that throughput reaches, training images/s, and peak memory.
+Each row runs in its own process (``isolate=true``). The table is printed and written as
+markdown to ``output`` (and as JSON beside it).
 """
 
 import json
@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import pixelproof  # noqa: F401  (registers the config resolvers)
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 COLUMNS = [
     "detector",
     "variant",
@@ -68,7 +68,7 @@ def compose_model(overrides: list[str]) -> dict:
 
 def plan_rows(cfg: DictConfig) -> list[dict]:
     """One row spec per (detector, variant) that applies to it."""
-    from pixelproof.bench_row import NATIVE, VARIANTS
+    from pixelproof.benchmarks.latency_row import NATIVE, VARIANTS
 
     unknown = [v for v in cfg.variants if v not in VARIANTS]
     if unknown:
@@ -107,13 +107,13 @@ def plan_rows(cfg: DictConfig) -> list[dict]:
 
 def run_row(row: dict, isolate: bool) -> dict:
     if not isolate:
-        from pixelproof.bench_row import measure
+        from pixelproof.benchmarks.latency_row import measure
 
         result = measure(row)
         result.pop("peak_rss_mb", None)  # this process's high-water mark, not the row's
         return result
     done = subprocess.run(
-        [sys.executable, "-m", "pixelproof.bench_row"],
+        [sys.executable, "-m", "pixelproof.benchmarks.latency_row"],
         input=json.dumps(row),
         capture_output=True,
         text=True,
@@ -180,7 +180,7 @@ def machine() -> str:
 
 def bench(cfg: DictConfig) -> Path:
     """Run every row, print the table as it grows, write markdown + JSON to ``cfg.output``."""
-    from pixelproof.bench_row import VARIANTS
+    from pixelproof.benchmarks.latency_row import VARIANTS
 
     peak = matmul_peak_gflops(cfg.matmul_size, cfg.threads)
     print(f"fp32 matmul peak ({cfg.matmul_size}^2, {cfg.threads} threads): {peak:.1f} GFLOP/s")
@@ -216,7 +216,7 @@ def bench(cfg: DictConfig) -> Path:
     return output
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="bench")
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="bench")
 def main(cfg: DictConfig) -> None:
     bench(cfg)
 

@@ -10,7 +10,7 @@ import logging
 import torch
 from lightning import Callback
 
-from pixelproof.metrics.thresholds import METHODS, choose_threshold
+from pixelproof.evaluation.thresholds import METHODS, choose_threshold
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""What ships with an exported detector: the standalone runner ``pixelproof.export`` copies."""
