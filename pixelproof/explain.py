@@ -41,8 +41,8 @@ def _build(node: DictConfig, **kwargs):
 def explain(cfg: DictConfig) -> dict:
     """Write ``cfg.output`` (Task-2 format, schema-checked) and the details file; return the
     run's summary (counts of images, artifacts, fallbacks, skipped files)."""
-    from pixelproof.data.image_dataset import BadImageError, load_rgb
-    from pixelproof.explainer.inputs import indexed_images, read_predictions
+    from pixelproof.data.decoding import BadImageError, indexed_images, load_rgb
+    from pixelproof.explainer.inputs import read_predictions
     from pixelproof.explainer.pipeline import ArtifactExplainer, task2_record
     from pixelproof.explainer.prompt import DEFAULT_INSTRUCTION
     from pixelproof.explainer.schema import validate_task2
@@ -50,7 +50,13 @@ def explain(cfg: DictConfig) -> dict:
 
     output = Path(cfg.output)
     details_file = details_path(output, cfg.get("details_output"))
-    files = indexed_images(cfg.input_dir)
+    files, skipped = indexed_images(cfg.input_dir)
+    if skipped:
+        log.warning(
+            "Skipped %d files of input_dir: %s",
+            len(skipped),
+            "; ".join(f"{path.name}: {why}" for path, why in skipped[:5]),
+        )
     predictions = read_predictions(cfg.predictions) if cfg.get("predictions") else None
     predicted_real = 0
     if predictions is not None:
@@ -96,6 +102,7 @@ def explain(cfg: DictConfig) -> dict:
     summary = {
         **explainer.stats.to_dict(),
         "unreadable": len(unreadable),
+        "skipped": len(skipped),
         "predicted_real": predicted_real,
         "scorer": cfg.scorer.name_or_path,
         "vlm": vlm_cfg.name_or_path if vlm_cfg else None,
@@ -107,7 +114,12 @@ def explain(cfg: DictConfig) -> dict:
     details_file.parent.mkdir(parents=True, exist_ok=True)
     details_file.write_text(
         json.dumps(
-            {"summary": summary, "images": details, "unreadable": unreadable},
+            {
+                "summary": summary,
+                "images": details,
+                "unreadable": unreadable,
+                "skipped": [{"file": str(path), "reason": why} for path, why in skipped],
+            },
             indent=1,
             ensure_ascii=False,
         )

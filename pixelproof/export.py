@@ -10,7 +10,8 @@ Writes into ``output_dir`` (the run directory by default):
 - ``preprocess.json``: image size, resize mode, the checkpoint's decision threshold, and the
   parity check below;
 - ``run_detector.py``: a copy of :mod:`pixelproof.deploy.run_detector` (numpy + Pillow +
-  onnxruntime or torch): ``python run_detector.py <image_dir> --output scores.csv``.
+  onnxruntime or torch): ``python run_detector.py <image_dir> --output scores.csv``, with
+  ``decoding.py``, a copy of :mod:`pixelproof.data.decoding`, so it reads images as pixelproof.
 
 Every export is checked: the exported model and the PyTorch model score the same random batch,
 and the largest logit difference must stay within ``tolerance`` (1e-4). An int8 model cannot meet
@@ -39,7 +40,11 @@ import pixelproof  # noqa: F401  (registers the config resolvers)
 log = logging.getLogger(__name__)
 
 MODEL_FILES = {"onnx": "model.onnx", "torchscript": "model.pt"}
-RUNNER = Path(__file__).parent / "deploy" / "run_detector.py"
+# copied into every export directory: the runner and the image decoder it imports
+RUNNER_FILES = {
+    "run_detector.py": Path(__file__).parent / "deploy" / "run_detector.py",
+    "decoding.py": Path(__file__).parent / "data" / "decoding.py",
+}
 
 
 class ExportError(RuntimeError):
@@ -188,7 +193,8 @@ def export_checkpoint(cfg: DictConfig) -> dict:
         "torch": torch.__version__,
     }
     _write_json(out / "preprocess.json", config)
-    shutil.copyfile(RUNNER, out / "run_detector.py")
+    for name, source in RUNNER_FILES.items():
+        shutil.copyfile(source, out / name)
 
     check = compare(model.net, out, example_images(cfg.check_batch, cfg.image_size, 1), threshold)
     config["check"] = check

@@ -22,36 +22,9 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset
 
 import pixelproof  # noqa: F401  (registers the config resolvers)
-from pixelproof.data.layouts import IMAGE_EXTENSIONS
+from pixelproof.data.decoding import BadImageError, indexed_images, load_rgb
 
 log = logging.getLogger(__name__)
-
-
-def find_indexed_images(
-    input_dir: Path, recursive: bool = False
-) -> tuple[list[tuple[int, Path]], list[tuple[Path, str]]]:
-    """``([(N, path)] sorted by N, [(path, why left out)])`` for the images in ``input_dir``."""
-    if not input_dir.is_dir():
-        raise FileNotFoundError(f"input_dir={input_dir} is not a folder of images")
-    pattern = "**/*" if recursive else "*"
-    candidates: dict[int, list[Path]] = {}
-    skipped: list[tuple[Path, str]] = []
-    for path in sorted(input_dir.glob(pattern)):
-        if path.name.startswith(".") or not path.is_file():
-            continue
-        if path.suffix.lower() not in IMAGE_EXTENSIONS:
-            skipped.append((path, f"not an image extension ({', '.join(IMAGE_EXTENSIONS)})"))
-        elif not path.stem.isdigit():
-            skipped.append((path, "not named <N>.<ext>, so it has no index"))
-        else:
-            candidates.setdefault(int(path.stem), []).append(path)
-    found: dict[int, Path] = {}
-    for index, paths in candidates.items():
-        # "7.png" wins over "007.png" or "7.jpg"; the rest are reported, never silently dropped
-        paths.sort(key=lambda p: (p.stem != str(index), p.name))
-        found[index] = paths[0]
-        skipped += [(p, f"index {index} already taken by {paths[0]}") for p in paths[1:]]
-    return sorted(found.items()), skipped
 
 
 class IndexedImages(Dataset):
@@ -69,8 +42,6 @@ class IndexedImages(Dataset):
         return len(self.paths)
 
     def __getitem__(self, position: int):
-        from pixelproof.data.image_dataset import BadImageError, load_rgb
-
         try:
             return self.transform(load_rgb(self.paths[position])), position, ""
         except (BadImageError, ValueError) as err:
@@ -93,9 +64,7 @@ def predict(cfg: DictConfig) -> dict:
         raise FileExistsError(
             f"{existing[0]} exists; pass overwrite=true to replace it, or another output=<file>"
         )
-    indexed, skipped = find_indexed_images(Path(cfg.input_dir), cfg.recursive)
-    if not indexed:
-        raise FileNotFoundError(f"input_dir={cfg.input_dir} holds no images named <N>.<ext>")
+    indexed, skipped = indexed_images(cfg.input_dir, cfg.recursive)
 
     device = pick_device(cfg.device)
     model = load_detector(cfg.ckpt_path, map_location=device)

@@ -4,7 +4,7 @@ import pytest
 from image_factory import make_cifake_tree, write_class_folder
 
 from pixelproof.data.datamodule import ImageDataModule
-from pixelproof.data.image_dataset import BadImageError
+from pixelproof.data.decoding import BadImageError
 
 
 def test_seeded_stratified_validation_split(tmp_path):

@@ -9,7 +9,8 @@ from conftest import compose_config
 from image_factory import make_image
 from omegaconf import OmegaConf
 
-from pixelproof.explainer.inputs import indexed_images, read_predictions
+from pixelproof.data.decoding import indexed_images
+from pixelproof.explainer.inputs import read_predictions
 from pixelproof.explainer.localisation import describe_region, locate
 from pixelproof.explainer.schema import validate_task2
 from pixelproof.explainer.taxonomy import Taxonomy
@@ -99,20 +100,22 @@ def test_schema_accepts_good_and_rejects_bad_records():
         validate_task2([{"index": 2, "explanation": {}}] * 2, names)
 
 
-def test_indexed_images(tmp_path, caplog):
+def test_indexed_images(tmp_path):
     for name in ("3.png", "10.jpg", "0.png", "cover.png"):
         make_image(seed=1).save(tmp_path / name)
-    (tmp_path / "notes.txt").write_text("not an image: ignored")
-    assert [(i, p.name) for i, p in indexed_images(tmp_path)] == [
-        (0, "0.png"),
-        (3, "3.png"),
-        (10, "10.jpg"),
-    ]
-    assert "cover.png" in caplog.text
+    (tmp_path / "notes.txt").write_text("not an image: left out")
+    found, skipped = indexed_images(tmp_path)
+    assert [(i, p.name) for i, p in found] == [(0, "0.png"), (3, "3.png"), (10, "10.jpg")]
+    assert {p.name for p, _ in skipped} == {"cover.png", "notes.txt"}
+    # one rule for a repeated index, for predict and explain alike: the exact stem wins, ties go
+    # to the first name; the others are reported, not fatal
     make_image().save(tmp_path / "3.jpg")
-    with pytest.raises(ValueError, match="3.jpg and 3.png both have index 3|3.png and 3.jpg"):
-        indexed_images(tmp_path)
-    with pytest.raises(FileNotFoundError, match="input_dir=.*no such directory"):
+    make_image().save(tmp_path / "003.png")
+    found, skipped = indexed_images(tmp_path)
+    assert dict(found)[3].name == "3.jpg"
+    reasons = {p.name: why for p, why in skipped}
+    assert reasons["3.png"] == reasons["003.png"] == "index 3 already taken by 3.jpg"
+    with pytest.raises(FileNotFoundError, match="input_dir=.*is not a folder"):
         indexed_images(tmp_path / "missing")
 
 

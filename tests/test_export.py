@@ -5,6 +5,7 @@ import csv
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import hydra
 import numpy as np
@@ -15,6 +16,7 @@ from conftest import compose_config
 from omegaconf import OmegaConf
 from PIL import Image
 
+from pixelproof.data import decoding
 from pixelproof.deploy.run_detector import Detector
 from pixelproof.export import ExportError, example_images, export_checkpoint
 from pixelproof.models.loading import load_detector
@@ -91,8 +93,10 @@ def test_exported_model_scores_like_the_pytorch_model(tmp_path, checkpoints, det
     config = export(checkpoints[detector], tmp_path, f"format={fmt}")
     model_file = tmp_path / {"onnx": "model.onnx", "torchscript": "model.pt"}[fmt]
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == sorted(
-        [model_file.name, "preprocess.json", "run_detector.py"]
-    )  # one self-contained file: no external ONNX weights beside it
+        [model_file.name, "preprocess.json", "run_detector.py", "decoding.py"]
+    )  # one self-contained model file: no external ONNX weights beside it
+    # the runner reads images with an exact copy of pixelproof's one decoder
+    assert (tmp_path / "decoding.py").read_bytes() == Path(decoding.__file__).read_bytes()
     saved = json.loads((tmp_path / "preprocess.json").read_text())
     assert saved == config
     assert saved["threshold"] == pytest.approx(THRESHOLD) and saved["image_size"] == 32
@@ -146,6 +150,9 @@ def test_runner_predicts_a_folder_like_pixelproof_predict_without_importing_it(
         images / "4.png"
     )
     (images / "5.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    # a float image outside [0, 255]: pixelproof stretches it (the runner once clipped it)
+    floats = rng.uniform(-300, 900, (32, 32)).astype(np.float32)
+    Image.fromarray(floats, mode="F").save(images / "6.tif")
 
     heavy = ["pixelproof", "lightning", "hydra", "omegaconf", "transformers", "timm", "torch"]
     probe = (
@@ -161,7 +168,8 @@ def test_runner_predicts_a_folder_like_pixelproof_predict_without_importing_it(
     assert "LOADED []" in result.stdout
     assert "skipped" in result.stderr and "5.png" in result.stderr
     rows = list(csv.DictReader((model_dir / "scores.csv").open()))
-    assert [r["path"].rsplit("/", 1)[1] for r in rows] == [f"{i}.png" for i in range(5)]
+    names = [r["path"].rsplit("/", 1)[1] for r in rows]
+    assert names == [f"{i}.png" for i in range(5)] + ["6.tif"]
 
     from pixelproof.predict import predict
 
@@ -176,7 +184,7 @@ def test_runner_predicts_a_folder_like_pixelproof_predict_without_importing_it(
         )
     )
     reference = list(csv.DictReader((tmp_path / "task1.csv").open()))
-    assert len(reference) == 5
+    assert len(reference) == 6
     for ours, theirs in zip(rows, reference):
         assert ours["path"] == theirs["path"] and ours["prediction"] == theirs["prediction"]
         assert float(ours["p_fake"]) == pytest.approx(float(theirs["p_fake"]), abs=2e-6)

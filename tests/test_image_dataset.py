@@ -12,7 +12,8 @@ from image_factory import make_cifake_tree, make_image, png_bytes, write_image
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from pixelproof.data.image_dataset import BadImageError, ImageFileDataset, load_rgb
+from pixelproof.data.decoding import BadImageError, load_rgb
+from pixelproof.data.image_dataset import ImageFileDataset
 from pixelproof.data.layouts import Sample, cifake_samples
 from pixelproof.data.transforms import build_transform
 

@@ -9,7 +9,8 @@ import known_detector
 import pytest
 from conftest import compose_config
 
-from pixelproof.predict import find_indexed_images, predict
+from pixelproof.data.decoding import indexed_images
+from pixelproof.predict import predict
 
 
 @pytest.fixture
@@ -84,7 +85,7 @@ def test_existing_output_is_not_overwritten(tmp_path, mixed_folder):
 
 def test_folder_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="is not a folder"):
-        find_indexed_images(tmp_path / "nowhere")
+        indexed_images(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
     known_detector.save_checkpoint(tmp_path / "known.ckpt")
     with pytest.raises(FileNotFoundError, match="holds no images named <N>.<ext>"):
@@ -94,8 +95,8 @@ def test_folder_errors(tmp_path):
 def test_recursive_search(tmp_path):
     known_detector.write_grey(tmp_path / "a" / "1.png", 200)
     known_detector.write_grey(tmp_path / "a" / "b" / "7.png", 200)
-    assert [n for n, _ in find_indexed_images(tmp_path / "a")[0]] == [1]
-    assert [n for n, _ in find_indexed_images(tmp_path / "a", recursive=True)[0]] == [1, 7]
+    assert [n for n, _ in indexed_images(tmp_path / "a")[0]] == [1]
+    assert [n for n, _ in indexed_images(tmp_path / "a", recursive=True)[0]] == [1, 7]
 
 
 def test_command_line(tmp_path, mixed_folder):

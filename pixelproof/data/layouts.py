@@ -23,9 +23,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-log = logging.getLogger("pixelproof.data")
+from pixelproof.data.decoding import IMAGE_EXTENSIONS
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+log = logging.getLogger("pixelproof.data")
 
 REAL, FAKE = 0, 1
 CIFAKE_CLASS_DIRS = {"real": REAL, "fake": FAKE}

@@ -17,38 +17,22 @@ import numpy as np
 import torch
 from PIL import Image
 from torchvision.transforms import v2
-from torchvision.transforms.v2 import functional as F
+
+from pixelproof.data.decoding import RESIZE_MODES, fit
 
 ResizeMode = Literal["resize", "center_crop", "none"]
-RESIZE_MODES = ("resize", "center_crop", "none")
 
 
 class ResizePolicy:
-    """Bring a PIL image to ``size`` x ``size``; images already that size are returned as is.
-
-    * ``"resize"``: resize the whole image (aspect ratio not kept), bilinear with antialiasing,
-      so downscaling averages like an area filter instead of aliasing;
-    * ``"center_crop"``: resize the shorter side to ``size`` (antialiased), then centre-crop;
-    * ``"none"``: no resampling; an image of any other size raises ``ValueError``.
-    """
+    """Bring a PIL image to ``size`` x ``size`` by :func:`pixelproof.data.decoding.fit` (the policy
+    every entry point shares): ``resize``, ``center_crop`` or ``none``."""
 
     def __init__(self, size: int, mode: ResizeMode) -> None:
         self.size = size
         self.mode = mode
 
     def __call__(self, image: Image.Image) -> Image.Image:
-        if image.size == (self.size, self.size):
-            return image
-        if self.mode == "none":
-            width, height = image.size
-            raise ValueError(
-                f"image is {width}x{height} (WxH) but data.image_size={self.size} and "
-                f"data.resize_mode=none; use resize_mode=resize or center_crop, or resize the data."
-            )
-        if self.mode == "resize":
-            return F.resize(image, [self.size, self.size], antialias=True)
-        image = F.resize(image, self.size, antialias=True)  # shorter side -> size
-        return F.center_crop(image, [self.size, self.size])
+        return fit(image, self.size, self.mode)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(size={self.size}, mode={self.mode!r})"

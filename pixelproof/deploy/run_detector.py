@@ -8,9 +8,9 @@ pixelproof, Lightning or Hydra:
 
 Writes one CSV row per image (``path,p_fake,prediction``, sorted by path) to ``--output`` (or
 stdout). Files that cannot be decoded are reported on stderr and left out, never fatal.
-Pre-processing is pixelproof's evaluation path: the same RGB conversions (alpha composited onto
-black, 16-bit scaled), Pillow's bilinear resize (or shorter-side resize + centre crop) to the
-exported size, values in [0, 1]; the model normalises internally and returns logits.
+Pre-processing is pixelproof's own: ``decoding.py``, written beside this file by the export, is
+a copy of ``pixelproof/data/decoding.py`` (the same RGB conversions, resize policy and list of
+image extensions), then values in [0, 1]; the model normalises internally and returns logits.
 """
 
 import argparse
@@ -24,59 +24,11 @@ import numpy as np
 from PIL import Image
 
 HERE = Path(__file__).resolve().parent
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")  # as pixelproof
-
-
-def load_rgb(path: Path) -> Image.Image:
-    """``path`` decoded as 8-bit RGB, converted as pixelproof's data pipeline converts it."""
-    with Image.open(path) as image:
-        image.load()
-        mode = image.mode
-        if mode == "RGB":
-            return image.copy()
-        has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La")
-        if has_alpha or (mode in ("P", "L") and "transparency" in image.info):
-            rgba = image.convert("RGBA")
-            out = Image.new("RGB", rgba.size, (0, 0, 0))  # transparent pixels become black
-            out.paste(rgba.convert("RGB"), mask=rgba.getchannel("A"))
-            return out
-        if mode.startswith("I;16") or mode == "I":
-            return _grey(_scale(np.asarray(image, dtype=np.float64), 65535.0))
-        if mode == "F":
-            values = np.nan_to_num(np.asarray(image, dtype=np.float64), nan=0.0)
-            return _grey(values * 255.0 if values.size and values.max() <= 1.0 else values)
-        return image.convert("RGB")
-
-
-def _scale(values: np.ndarray, full: float) -> np.ndarray:
-    """16-bit values scaled to 0..255 (never clipped); other ranges min-max stretched."""
-    if values.size and values.min() >= 0 and values.max() <= full:
-        return values * (255.0 / full)
-    lo, hi = float(values.min()), float(values.max())
-    return (values - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(values)
-
-
-def _grey(values: np.ndarray) -> Image.Image:
-    grey = np.clip(np.rint(values), 0, 255).astype(np.uint8)
-    return Image.fromarray(np.repeat(grey[..., None], 3, axis=-1))
-
-
-def fit(image: Image.Image, size: int, mode: str) -> Image.Image:
-    """The exported size: ``resize`` (whole image), ``center_crop`` or ``none`` (must fit)."""
-    if image.size == (size, size):
-        return image
-    if mode == "none":
-        raise ValueError(f"image is {image.size[0]}x{image.size[1]}, the model takes {size}x{size}")
-    if mode == "resize":
-        return image.resize((size, size), Image.BILINEAR)
-    width, height = image.size  # shorter side -> size, then the central size x size
-    if width <= height:
-        new = (size, int(size * height / width))
-    else:
-        new = (int(size * width / height), size)
-    image = image.resize(new, Image.BILINEAR)
-    left, top = round((new[0] - size) / 2.0), round((new[1] - size) / 2.0)
-    return image.crop((left, top, left + size, top + size))
+if (HERE / "decoding.py").is_file():  # the exported copy: pixelproof's decoder sits beside it
+    sys.path.insert(0, str(HERE))
+    from decoding import fit, image_files, load_rgb
+else:  # inside pixelproof (pixelproof.export scores with it to check the export)
+    from pixelproof.data.decoding import fit, image_files, load_rgb
 
 
 def to_batch(images: list[Image.Image]) -> np.ndarray:
@@ -122,10 +74,8 @@ class Detector:
 def score_folder(detector: Detector, folder: Path, batch_size: int):
     """``([(path, p_fake)] sorted by path, [(path, why skipped)])`` for the images in ``folder``."""
     size, mode = detector.config["image_size"], detector.config["resize_mode"]
-    paths = sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-    )
-    scores, skipped = [], []
+    paths, skipped = image_files(folder)
+    scores = []
     for start in range(0, len(paths), batch_size):
         good, images = [], []
         for path in paths[start : start + batch_size]:

@@ -1,55 +1,13 @@
-"""The images to explain (``<dir>/<N>.<ext>``, N the image's index) and Task-1 predictions.
+"""Task-1 predictions, read so that ``explain predictions=...`` explains only the fakes.
 
-Files whose stem is not a non-negative integer have no index to report under: they are skipped
-with one logged warning that lists them. Two files with one index (``7.png`` and ``7.jpg``) are
-an error, since the output could not say which one it explains.
+(The images themselves are found by :func:`pixelproof.data.decoding.indexed_images`, as for
+``predict``.)
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
-
-log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
-
-
-def indexed_images(input_dir: str | Path) -> list[tuple[int, Path]]:
-    """``[(index, path), ...]`` sorted by index."""
-    root = Path(input_dir).expanduser()
-    if not root.is_dir():
-        raise FileNotFoundError(
-            f"input_dir={input_dir}: no such directory; pass a folder of images named <index>.png"
-        )
-    files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    by_index: dict[int, Path] = {}
-    unnamed = []
-    for path in files:
-        if not path.stem.isdigit():
-            unnamed.append(path.name)
-            continue
-        index = int(path.stem)
-        if index in by_index:
-            raise ValueError(
-                f"input_dir={input_dir}: {by_index[index].name} and {path.name} both have index "
-                f"{index}; keep one file per index"
-            )
-        by_index[index] = path
-    if unnamed:
-        listed = ", ".join(unnamed[:5]) + (
-            f" and {len(unnamed) - 5} more" if len(unnamed) > 5 else ""
-        )
-        log.warning(
-            "Skipped %d image files whose name is not an index (<N>.png): %s", len(unnamed), listed
-        )
-    if not by_index:
-        raise FileNotFoundError(
-            f"input_dir={input_dir}: no image files named <index>.<ext> "
-            f"({', '.join(sorted(IMAGE_SUFFIXES))}) found"
-        )
-    return sorted(by_index.items())
 
 
 def read_predictions(path: str | Path) -> dict[int, str]:

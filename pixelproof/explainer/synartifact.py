@@ -36,7 +36,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from pixelproof.data.image_dataset import BadImageError, load_rgb
+from pixelproof.data.decoding import BadImageError, image_files, load_rgb
 from pixelproof.explainer.localisation import describe_region
 from pixelproof.explainer.prompt import DEFAULT_INSTRUCTION, build_prompt, format_answer
 from pixelproof.explainer.taxonomy import Taxonomy
@@ -49,7 +49,6 @@ FORMAT = (
     f'{{"{ENTRIES}": [{{"artifacts_caption": "...", "artifacts_class": "<name or 1-based '
     f'number>", "rect_start": [x, y], "rect_end": [x, y]}}], "{OTHER}": "..."}}'
 )
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
 class AnnotationError(ValueError):
@@ -202,9 +201,7 @@ def find_pairs(
                 f"{folder}: no such directory; data.root must hold {images_subdir or '.'}/ and "
                 f"{annotations_subdir or '.'}/ (set {key}, null for data.root itself)"
             )
-    images = {
-        p.stem: p for p in image_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-    }
+    images = {p.stem: p for p in image_files(image_dir)[0]}
     pairs, orphans, unreadable, empty = [], [], [], []
     for note_path in sorted(note_dir.glob("*.json")):
         annotation = load_annotation(note_path, taxonomy, unknown_class)
