@@ -2,7 +2,7 @@
 
     python -m pixelproof.eval ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt
     python -m pixelproof.eval ckpt_path=<ckpt> data=per_generator data.root=/data/ufd
-    python -m pixelproof.eval ckpt_path=<ckpt> ten_crop=true logger=wandb
+    python -m pixelproof.eval ckpt_path=<ckpt> inference.ten_crop=true logger=wandb
 
 Writes into the run directory: ``generators.csv`` / ``.md`` (one row per generator plus the
 unweighted mean), ``scores.csv`` (p(fake) of every image), ``metrics.json`` and ``plots/``.
@@ -24,32 +24,40 @@ log = logging.getLogger(__name__)
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Score every test set of ``cfg.data`` with the checkpoint's detector, write the table,
     scores and plots under ``paths.output_dir``, and return the flat metrics."""
-    from pixelproof.evaluation.generator_table import generator_table, to_markdown, write_table
-    from pixelproof.models.inference import pick_device, score_loader
-    from pixelproof.models.loading import load_detector
+    from pixelproof.evaluation.generator_table import (
+        flat_metrics,
+        generator_table,
+        to_markdown,
+        write_table,
+    )
+    from pixelproof.models.inference import inference_settings, score_loader
+    from pixelproof.models.loading import load_trained
     from pixelproof.utils.instantiate import instantiate_named
 
-    device = pick_device(cfg.device)
-    model = load_detector(cfg.ckpt_path, map_location=device)
-    threshold = float(model.decision_threshold if cfg.threshold is None else cfg.threshold)
-    if not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold={threshold} must be a probability in [0, 1]")
-
-    datamodule = hydra.utils.instantiate(cfg.data)
+    trained = load_trained(cfg.ckpt_path)
+    settings = inference_settings(cfg.inference, trained)
+    model = trained.model.to(settings.device)
+    # the test images are brought to the checkpoint's size the way its training images were
+    datamodule = hydra.utils.instantiate(
+        cfg.data,
+        image_size=settings.image_size,
+        resize_mode=settings.resize_mode,
+        eval_batch_size=settings.batch_size,
+        num_workers=settings.num_workers,
+    )
     datamodule.prepare_data()
     datamodule.setup("test")
     loaders = dict(zip(datamodule.test_names, datamodule.test_dataloader()))
-    crop_size = cfg.crop_size if cfg.ten_crop else None
     scores = {
-        name: score_loader(model, loader, device, crop_size, desc=f"Scoring {name}")
+        name: score_loader(model, loader, settings.device, settings.crop_size, f"Scoring {name}")
         for name, loader in loaders.items()
     }
 
     output_dir = Path(cfg.paths.output_dir)
-    rows = generator_table(scores, threshold)
+    rows = generator_table(scores, settings.threshold)
     written = write_table(rows, output_dir)
     _write_scores(datamodule, scores, output_dir / "scores.csv")
-    metrics = _flat(rows)
+    metrics = flat_metrics(rows, "eval")
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     plots = []
     if cfg.plots:
@@ -66,23 +74,17 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         _log_to(logger, metrics, rows, plots)
 
-    print(f"\n{cfg.ckpt_path}" + (f" (ten-crop {cfg.crop_size})" if crop_size else ""))
+    size = f"{settings.image_size}x{settings.image_size} {settings.resize_mode}"
+    print(
+        f"\n{cfg.ckpt_path} ({size}"
+        + (f", ten-crop {settings.crop_size})" if settings.crop_size else ")")
+    )
     print(to_markdown(rows))
     print(
         f"Written to {output_dir}: "
         + ", ".join(p.name for p in [*written, output_dir / "scores.csv"])
     )
     return metrics
-
-
-def _flat(rows: list[dict]) -> dict[str, float]:
-    """``eval/<generator>/<metric>`` per generator and ``eval/<metric>`` for the mean row (or
-    for the only row, when there is one test set)."""
-    last = rows[-1]
-    flat = {f"eval/{k}": v for k, v in last.items() if k != "generator"}
-    for row in rows[:-1]:
-        flat.update({f"eval/{row['generator']}/{k}": v for k, v in row.items() if k != "generator"})
-    return flat
 
 
 def _write_scores(datamodule, scores, path: Path) -> None:

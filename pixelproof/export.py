@@ -170,25 +170,27 @@ def compare(net: nn.Module, folder: Path, images: torch.Tensor, threshold: float
 
 def export_checkpoint(cfg: DictConfig) -> dict:
     """Export ``cfg.ckpt_path`` into ``cfg.output_dir``; returns what ``preprocess.json`` holds."""
-    from pixelproof.models.loading import load_detector
+    from pixelproof.models.inference import inference_settings
+    from pixelproof.models.loading import load_trained
 
     fmt = check_format(cfg.format)
     out = Path(cfg.output_dir)
-    model = load_detector(cfg.ckpt_path, map_location="cpu")
-    threshold = float(model.decision_threshold if cfg.threshold is None else cfg.threshold)
+    trained = load_trained(cfg.ckpt_path)
+    settings = inference_settings(cfg.inference, trained)
+    model, threshold = trained.model, settings.threshold
     model_file = export_net(
-        model.net, out / MODEL_FILES[fmt], fmt, cfg.image_size, cfg.opset, cfg.quantize
+        model.net, out / MODEL_FILES[fmt], fmt, settings.image_size, cfg.opset, cfg.quantize
     )
     config = {
         "format": fmt,
         "model_file": model_file.name,
         "input": "images [B,3,H,W] float32 in [0,1], RGB; output: logits [B], fake = 1",
-        "image_size": int(cfg.image_size),
-        "resize_mode": str(cfg.resize_mode),
+        "image_size": settings.image_size,
+        "resize_mode": settings.resize_mode,
         "threshold": threshold,
         "quantized": bool(cfg.quantize),
         "opset": int(cfg.opset) if fmt == "onnx" else None,
-        "model": model.model_config["_target_"],
+        "model": trained.config["_target_"],
         "checkpoint": str(cfg.ckpt_path),
         "torch": torch.__version__,
     }
@@ -196,7 +198,9 @@ def export_checkpoint(cfg: DictConfig) -> dict:
     for name, source in RUNNER_FILES.items():
         shutil.copyfile(source, out / name)
 
-    check = compare(model.net, out, example_images(cfg.check_batch, cfg.image_size, 1), threshold)
+    check = compare(
+        model.net, out, example_images(cfg.check_batch, settings.image_size, 1), threshold
+    )
     config["check"] = check
     _write_json(out / "preprocess.json", config)
     if not cfg.quantize and check["max_abs_logit_diff"] > cfg.tolerance:

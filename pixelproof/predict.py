@@ -53,9 +53,8 @@ def predict(cfg: DictConfig) -> dict:
     and the summary (each written whole or not at all). Returns the summary."""
     from tqdm.auto import tqdm
 
-    from pixelproof.data.transforms import build_transform
-    from pixelproof.models.inference import batch_logits, pick_device
-    from pixelproof.models.loading import load_detector
+    from pixelproof.models.inference import batch_logits, inference_settings
+    from pixelproof.models.loading import load_trained
 
     output = Path(cfg.output)
     companions = [output, output.with_suffix(".csv"), output.with_suffix(".summary.json")]
@@ -66,13 +65,16 @@ def predict(cfg: DictConfig) -> dict:
         )
     indexed, skipped = indexed_images(cfg.input_dir, cfg.recursive)
 
-    device = pick_device(cfg.device)
-    model = load_detector(cfg.ckpt_path, map_location=device)
-    threshold = float(model.decision_threshold if cfg.threshold is None else cfg.threshold)
-    transform = build_transform(cfg.image_size, cfg.resize_mode, train=False)
-    dataset = IndexedImages([p for _, p in indexed], transform, cfg.image_size)
-    loader = DataLoader(dataset, batch_size=cfg.batch_size, num_workers=cfg.num_workers)
-    crop_size = cfg.crop_size if cfg.ten_crop else None
+    trained = load_trained(cfg.ckpt_path)
+    settings = inference_settings(cfg.inference, trained)
+    model, device, threshold = (
+        trained.model.to(settings.device),
+        settings.device,
+        settings.threshold,
+    )
+    dataset = IndexedImages([p for _, p in indexed], settings.transform(), settings.image_size)
+    loader = DataLoader(dataset, batch_size=settings.batch_size, num_workers=settings.num_workers)
+    crop_size = settings.crop_size
 
     probs = torch.full((len(dataset),), float("nan"))
     for images, positions, errors in tqdm(loader, desc="Predicting", unit="batch"):
@@ -92,6 +94,8 @@ def predict(cfg: DictConfig) -> dict:
         "checkpoint": str(cfg.ckpt_path),
         "input_dir": str(cfg.input_dir),
         "threshold": threshold,
+        "image_size": settings.image_size,
+        "resize_mode": settings.resize_mode,
         "predicted": len(rows),
         "fake": sum(r[3] == "fake" for r in rows),
         "real": sum(r[3] == "real" for r in rows),

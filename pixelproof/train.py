@@ -35,6 +35,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_ckpt_path(cfg.get("ckpt_path"))
     import lightning as L
 
+    from pixelproof.callbacks.model_config import RecordModelConfig
     from pixelproof.utils.instantiate import instantiate_named
 
     if cfg.get("seed") is not None:
@@ -42,8 +43,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     datamodule = hydra.utils.instantiate(cfg.data)
     model = hydra.utils.instantiate(cfg.model)
-    model.model_config = OmegaConf.to_container(cfg.model, resolve=True)
     callbacks = instantiate_named(cfg.get("callbacks"), "callback")
+    callbacks.append(RecordModelConfig(OmegaConf.to_container(cfg.model, resolve=True)))
     loggers = instantiate_named(cfg.get("logger"), "logger")
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 

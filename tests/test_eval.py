@@ -41,7 +41,7 @@ def eval_config(tmp_path, ckpt, root, *extra):
         "data.embedded=null",
         f"paths.root_dir={tmp_path}",
         f"paths.output_dir={tmp_path / 'eval'}",
-        "device=cpu",
+        "inference.device=cpu",
         *extra,
     )
 
@@ -84,9 +84,9 @@ def test_ten_crop_and_threshold_override(tmp_path, grey_generators):
         tmp_path,
         ckpt,
         grey_generators,
-        "ten_crop=true",
-        "crop_size=24",
-        "threshold=0.1",
+        "inference.ten_crop=true",
+        "inference.crop_size=24",
+        "inference.threshold=0.1",
         "plots=false",
     )
     metrics = evaluate(cfg)
@@ -108,7 +108,9 @@ def test_wandb_gets_the_table_and_the_figures(tmp_path, grey_generators):
 
 def test_crop_larger_than_the_images_is_refused(tmp_path, grey_generators):
     ckpt = known_detector.save_checkpoint(tmp_path / "known.ckpt")
-    cfg = eval_config(tmp_path, ckpt, grey_generators, "ten_crop=true", "crop_size=40")
+    cfg = eval_config(
+        tmp_path, ckpt, grey_generators, "inference.ten_crop=true", "inference.crop_size=40"
+    )
     with pytest.raises(ValueError, match="crop_size=40 is larger than the images"):
         evaluate(cfg)
 
@@ -153,7 +155,7 @@ def test_eval_a_trained_checkpoint_on_the_embedded_per_generator_layout(
         f"data.root={embedded_root}",
         "data.embedded=null",
         f"paths.output_dir={tmp_path / 'eval'}",
-        "device=cpu",
+        "inference.device=cpu",
         "plots=false",
     )
     metrics = evaluate(cfg)
@@ -166,3 +168,27 @@ def test_eval_a_trained_checkpoint_on_the_embedded_per_generator_layout(
     # the checkpoint's calibrated threshold is what ACC@t uses
     if float(model.decision_threshold) != 0.5:
         assert metrics["eval/threshold"] == pytest.approx(float(model.decision_threshold))
+
+
+def test_training_test_stage_and_eval_report_the_same_numbers(tmp_path, train_overrides):
+    """One table builder: training's ``test/*`` on its best checkpoint equal ``pixelproof.eval``'s
+    ``eval/*`` for that checkpoint on the same test data."""
+    metrics = train(compose_config("train", *train_overrides))
+    (best,) = (tmp_path / "run" / "checkpoints").glob("epoch_*.ckpt")
+    data = [o for o in train_overrides if o.startswith(("data.", "paths.root_dir"))]
+    evaluated = evaluate(
+        compose_config(
+            "eval",
+            f"ckpt_path={best}",
+            "data=embedded",
+            *data,
+            f"paths.output_dir={tmp_path / 'eval'}",
+            "inference.device=cpu",
+            "plots=false",
+        )
+    )
+    tested = {k.removeprefix("test/"): v for k, v in metrics.items() if k.startswith("test/")}
+    assert {"acc", "ap", "auroc", "real_acc", "fake_acc", "best_acc"} <= set(tested)
+    assert tested == pytest.approx(
+        {k.removeprefix("eval/"): v for k, v in evaluated.items()}, nan_ok=True, abs=1e-6
+    )

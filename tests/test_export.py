@@ -34,11 +34,11 @@ def save_checkpoint(path, *model_overrides: str):
     cfg = compose_config("train", *model_overrides)
     torch.manual_seed(0)
     model = hydra.utils.instantiate(cfg.model)
-    model.model_config = OmegaConf.to_container(cfg.model, resolve=True)
     model.decision_threshold.fill_(THRESHOLD)
     if hasattr(model.net, "head") and hasattr(model.net.head, "classifier"):
         spread_rine_scores(model.net.head)
-    checkpoint = {"state_dict": model.state_dict()}
+    config = OmegaConf.to_container(cfg.model, resolve=True)
+    checkpoint = {"state_dict": model.state_dict(), "model_config": config}
     model.on_save_checkpoint(checkpoint)
     torch.save(checkpoint, path)
     return path
@@ -180,7 +180,7 @@ def test_runner_predicts_a_folder_like_pixelproof_predict_without_importing_it(
             f"input_dir={images}",
             f"output={tmp_path / 'task1.json'}",
             f"paths.root_dir={tmp_path}",
-            "device=cpu",
+            "inference.device=cpu",
         )
     )
     reference = list(csv.DictReader((tmp_path / "task1.csv").open()))

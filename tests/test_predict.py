@@ -36,8 +36,8 @@ def predict_config(tmp_path, folder, *extra):
         f"input_dir={folder}",
         f"output={tmp_path / 'out' / 'task1.json'}",
         f"paths.root_dir={tmp_path}",
-        "device=cpu",
-        "batch_size=2",
+        "inference.device=cpu",
+        "inference.batch_size=2",
         *extra,
     )
 
@@ -69,7 +69,7 @@ def test_threshold_comes_from_the_checkpoint_unless_overridden(tmp_path, mixed_f
     summary = predict(predict_config(tmp_path, mixed_folder))
     labels = [r["prediction"] for r in json.loads((tmp_path / "out" / "task1.json").read_text())]
     assert summary["threshold"] == pytest.approx(0.7) and labels == ["real", "real", "fake"]
-    predict(predict_config(tmp_path, mixed_folder, "threshold=0.1", "overwrite=true"))
+    predict(predict_config(tmp_path, mixed_folder, "inference.threshold=0.1", "overwrite=true"))
     labels = [r["prediction"] for r in json.loads((tmp_path / "out" / "task1.json").read_text())]
     assert labels == ["fake", "fake", "fake"]
 

@@ -137,8 +137,7 @@ def test_a_random_tower_is_saved_in_full_and_reloads_without_the_seed(tmp_path):
     }
     torch.manual_seed(0)
     model = hydra.utils.instantiate(config).eval()
-    model.model_config = config
-    checkpoint = {"state_dict": model.state_dict()}
+    checkpoint = {"state_dict": model.state_dict(), "model_config": config}
     model.on_save_checkpoint(checkpoint)
     assert any(k.startswith("net.backbone.") for k in checkpoint["state_dict"])
     torch.save(checkpoint, tmp_path / "random.ckpt")

@@ -89,6 +89,20 @@ def generator_table(
     return rows + [mean_row(rows)] if len(rows) > 1 else rows
 
 
+def flat_metrics(rows: Sequence[dict], prefix: str) -> dict[str, float]:
+    """``<prefix>/<metric>`` for the mean row (or the only row, when there is one test set) and
+    ``<prefix>/<generator>/<metric>`` per generator: the keys training's test stage logs
+    (``test``) and ``pixelproof.eval`` writes (``eval``)."""
+    flat = {f"{prefix}/{k}": float(v) for k, v in rows[-1].items() if k != "generator"}
+    if len(rows) > 1:
+        for row in rows[:-1]:
+            name = row["generator"]
+            flat.update(
+                {f"{prefix}/{name}/{k}": float(v) for k, v in row.items() if k != "generator"}
+            )
+    return flat
+
+
 def to_markdown(rows: Sequence[dict]) -> str:
     """Percentages with one decimal, as the papers print them."""
     metrics = [k for k in METRIC_HEADERS if k in rows[0]]

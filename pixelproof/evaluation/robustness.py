@@ -13,13 +13,12 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from torchmetrics import MetricCollection
-from torchmetrics.classification import BinaryAccuracy, BinaryAveragePrecision
 from tqdm.auto import tqdm
 
 from pixelproof.attacks.craft import craft
 from pixelproof.attacks.module_modes import eval_mode
 from pixelproof.attacks.spec import attack_spec, pixel_value
+from pixelproof.evaluation.generator_table import MEAN, generator_table
 from pixelproof.evaluation.perturbations import perturbation
 
 log = logging.getLogger(__name__)
@@ -90,7 +89,10 @@ def _batches(loader: DataLoader, max_batches: int | None) -> int | None:
 
 
 def robustness_report(
-    model: nn.Module, loaders: Mapping[str, DataLoader], cfg: Mapping, output_dir: Path
+    model: nn.Module,
+    loaders: Mapping[str, DataLoader],
+    cfg: Mapping,
+    output_dir: Path,
 ) -> list[dict]:
     """Evaluate ``model`` under every condition of ``cfg`` (a ``conf/robustness`` node).
 
@@ -110,13 +112,9 @@ def robustness_report(
     seed = int(cfg.get("seed") or 0)
     max_batches = cfg.get("max_batches")
     device = _device(model)
-    metrics = {
-        (c.label, generator): MetricCollection(
-            {"acc": BinaryAccuracy(), "ap": BinaryAveragePrecision()}
-        ).to(device)
-        for c in conditions
-        for generator in loaders
-    }
+    # p(fake) and labels per (condition, generator), tabulated below like any test set
+    probs = {(c.label, g): [] for c in conditions for g in loaders}
+    labels = {g: [] for g in loaders}
     images = dict.fromkeys(loaders, 0)
     sizes = [_batches(loader, max_batches) for loader in loaders.values()]
     total = sum(sizes) * len(conditions) if all(s is not None for s in sizes) else None
@@ -134,12 +132,13 @@ def robustness_report(
                     break
                 x, y = batch[0].to(device), batch[1].to(device)
                 images[generator] += len(y)
+                labels[generator].append(y.cpu())
                 for condition in conditions:
                     bar.set_postfix_str(f"{generator}: {condition.label}", refresh=False)
                     altered = condition.apply(model, x, y, noise)
                     with torch.no_grad():
                         scores = model(altered).reshape(-1).sigmoid()
-                    metrics[condition.label, generator].update(scores, y.int())
+                    probs[condition.label, generator].append(scores.float().cpu())
                     bar.update()
 
     rows, long_rows = [], []
@@ -150,15 +149,16 @@ def robustness_report(
             "name": condition.name,
             "strength": condition.strength,
         }
-        per_generator = {}
-        for generator in loaders:
-            values = {k: float(v) for k, v in metrics[condition.label, generator].compute().items()}
-            per_generator[generator] = values
-            row.update({f"{generator}/{k}": v for k, v in values.items()})
-            long_rows.append({**row_head(row), "generator": generator, **values})
-        for key in ("acc", "ap"):
-            row[key] = sum(v[key] for v in per_generator.values()) / len(per_generator)
-        long_rows.append({**row_head(row), "generator": "mean", "acc": row["acc"], "ap": row["ap"]})
+        scores = {g: (torch.cat(probs[condition.label, g]), torch.cat(labels[g])) for g in loaders}
+        table = generator_table(scores)  # ACC@0.5: the boundary the attacks aim at
+        for r in table[: len(loaders)]:
+            row.update({f"{r['generator']}/{k}": r[k] for k in ("acc", "ap")})
+            long_rows.append(
+                {**row_head(row), "generator": r["generator"], "acc": r["acc"], "ap": r["ap"]}
+            )
+        mean = table[-1]  # the mean row, or the only test set's own
+        row.update(acc=mean["acc"], ap=mean["ap"])
+        long_rows.append({**row_head(row), "generator": MEAN, "acc": mean["acc"], "ap": mean["ap"]})
         rows.append(row)
     for row in rows:
         row["acc_drop"] = rows[0]["acc"] - row["acc"]

@@ -70,7 +70,6 @@ class ExplainerLoRAModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters(logger=False, ignore=["vlm", "optimizer", "scheduler"])
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
-        self.model_config: dict | None = None
         lora = dict(lora or {})
         base = vlm.model
         if vlm.quantized:
@@ -143,8 +142,6 @@ class ExplainerLoRAModule(L.LightningModule):
         state = checkpoint["state_dict"]
         for key in [k for k in state if k not in keep]:
             del state[key]
-        if self.model_config is not None:
-            checkpoint["model_config"] = self.model_config
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint["state_dict"]

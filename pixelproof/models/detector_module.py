@@ -12,7 +12,10 @@ import torch.nn.functional as F
 from lightning import LightningModule
 from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics.aggregation import CatMetric
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryAveragePrecision
+
+from pixelproof.evaluation.generator_table import flat_metrics, generator_table
 
 
 def classification_metrics(prefix: str) -> MetricCollection:
@@ -47,17 +50,16 @@ class DetectorModule(LightningModule):
     ) -> None:
         super().__init__()
         # Factories stay out of the checkpoint (it must load with torch's weights_only=True);
-        # train() records the plain model config there instead (see on_save_checkpoint).
+        # train() records the plain model config there instead (callbacks/model_config.py).
         self.save_hyperparameters(logger=False, ignore=list(self.hparams_ignore))
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        self.model_config: dict | None = None
         self.net = net
         self.train_acc = BinaryAccuracy()
         self.val_metrics = classification_metrics("val/")
         self.val_loss = MeanMetric()
-        # One collection per test dataloader (one per generator); built when the loaders are known.
-        self.test_metrics = nn.ModuleList()
+        # p(fake) and labels per test dataloader (one per generator); built when they are known.
+        self.test_scores = nn.ModuleList()
         self.test_names: list[str] = []
         # p(fake) >= threshold means fake. 0.5 unless a calibration callback chose another on
         # validation data; a buffer, so every checkpoint carries the threshold of its own weights.
@@ -103,33 +105,33 @@ class DetectorModule(LightningModule):
         count = len(loaders) if isinstance(loaders, list | tuple) else 1
         names = list(getattr(self.trainer.datamodule, "test_names", []))
         self.test_names = names if len(names) == count else [str(i) for i in range(count)]
-        self.test_metrics = nn.ModuleList(classification_metrics("") for _ in self.test_names).to(
-            self.device
-        )
+        # every score is kept (and gathered across DDP processes): the per-generator table of
+        # pixelproof.evaluation is built from them, the same code pixelproof.eval runs
+        self.test_scores = nn.ModuleList(
+            nn.ModuleDict({"probs": CatMetric(), "labels": CatMetric()}) for _ in self.test_names
+        ).to(self.device)
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, dataloader_idx=0):
         x, y = batch
-        self.test_metrics[dataloader_idx].update(self(x).sigmoid(), y.int())
+        self.test_scores[dataloader_idx]["probs"].update(self(x).sigmoid().float())
+        self.test_scores[dataloader_idx]["labels"].update(y.float())
 
     def on_test_epoch_end(self) -> None:
-        """Log ``test/<metric>``; with several generators, per generator plus their plain mean
-        (the RINE / UFD protocol averages generators, not images)."""
-        per_name = {name: m.compute() for name, m in zip(self.test_names, self.test_metrics)}
-        if len(per_name) > 1:
-            for name, values in per_name.items():
-                self.log_dict({f"test/{name}/{k}": v for k, v in values.items()})
-        for key in next(iter(per_name.values())):
-            self.log(f"test/{key}", torch.stack([v[key] for v in per_name.values()]).mean())
-        for m in self.test_metrics:
-            m.reset()
+        """Log the per-generator table at the checkpoint's threshold as ``test/<metric>`` (the
+        mean over generators, or the one test set) and ``test/<generator>/<metric>``."""
+        scores = {
+            name: (s["probs"].compute(), s["labels"].compute())
+            for name, s in zip(self.test_names, self.test_scores)
+        }
+        rows = generator_table(scores, float(self.decision_threshold))
+        self.log_dict(flat_metrics(rows, "test"))
+        for collector in self.test_scores:
+            for metric in collector.values():
+                metric.reset()
 
     def setup(self, stage: str) -> None:
         if self.hparams.compile and stage == "fit":
             self.net = torch.compile(self.net)
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self.model_config is not None:
-            checkpoint["model_config"] = self.model_config
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # checkpoints written before thresholds were calibrated decide at 0.5

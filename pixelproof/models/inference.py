@@ -1,11 +1,18 @@
-"""Score batches of images with a detector: p(fake) per image, optionally ten-crop averaged."""
+"""Run a trained detector: the inference settings every entry point shares (``conf/inference/``,
+resolved against the checkpoint), and p(fake) per image, optionally ten-crop averaged."""
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torchvision.transforms.v2.functional import ten_crop
 from tqdm.auto import tqdm
+
+from pixelproof.models.loading import TrainedDetector
+
+log = logging.getLogger(__name__)
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -42,3 +49,63 @@ def score_loader(
         probs.append(logits.float().sigmoid().cpu())
         labels.append(y)
     return torch.cat(probs), torch.cat(labels)
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    """How a trained detector is run (``conf/inference/``), resolved against its checkpoint."""
+
+    image_size: int
+    resize_mode: str
+    threshold: float  # p(fake) >= threshold -> fake
+    device: torch.device
+    batch_size: int
+    num_workers: int
+    crop_size: int | None  # ten-crop averaging at this crop size; None: the whole image
+
+    def transform(self):
+        """PIL image -> ``[3, S, S]`` tensor in [0, 1], as the detector's evaluation data."""
+        from pixelproof.data.transforms import build_transform
+
+        return build_transform(self.image_size, self.resize_mode, train=False)
+
+
+def resolve_threshold(threshold: float | None, model: nn.Module) -> float:
+    """``threshold``, or the model's calibrated ``decision_threshold`` when it is ``None``;
+    it must be a probability."""
+    value = float(model.decision_threshold if threshold is None else threshold)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"inference.threshold={value} must be a probability in [0, 1]")
+    return value
+
+
+def inference_settings(cfg: Mapping, trained: TrainedDetector) -> InferenceSettings:
+    """``cfg`` (an ``inference`` config node) with every ``null`` taken from the checkpoint: the
+    image size and resize mode it was trained with, its calibrated threshold. An explicit value
+    that differs from the checkpoint's is used and logged."""
+    chosen = {}
+    for key, trained_value in (
+        ("image_size", trained.image_size),
+        ("resize_mode", trained.resize_mode),
+        ("threshold", trained.threshold),
+    ):
+        value = cfg.get(key)
+        if value is None:
+            value = trained_value
+        elif value != trained_value:
+            log.warning(
+                "inference.%s=%s overrides the checkpoint's %s (%s)", key, value, key, trained_value
+            )
+        chosen[key] = value
+    for key in ("batch_size", "crop_size"):
+        if not isinstance(cfg.get(key), int) or cfg.get(key) < 1:
+            raise ValueError(f"inference.{key}={cfg.get(key)!r} must be a positive integer")
+    return InferenceSettings(
+        image_size=int(chosen["image_size"]),
+        resize_mode=str(chosen["resize_mode"]),
+        threshold=resolve_threshold(chosen["threshold"], trained.model),
+        device=pick_device(cfg.get("device", "auto")),
+        batch_size=int(cfg["batch_size"]),
+        num_workers=int(cfg.get("num_workers") or 0),
+        crop_size=int(cfg["crop_size"]) if cfg.get("ten_crop") else None,
+    )

@@ -76,7 +76,6 @@ class RineModule(DetectorModule):
         return f"{name}."
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        super().on_save_checkpoint(checkpoint)
         if not self.backbone.pretrained:
             return
         prefix = self._backbone_prefix()
