@@ -18,8 +18,6 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-import pixelproof  # noqa: F401  (registers the config resolvers)
-
 log = logging.getLogger(__name__)
 
 

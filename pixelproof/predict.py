@@ -17,42 +17,20 @@ import tempfile
 from pathlib import Path
 
 import hydra
-import torch
 from omegaconf import DictConfig
-from torch.utils.data import DataLoader, Dataset
-
-import pixelproof  # noqa: F401  (registers the config resolvers)
-from pixelproof.data.decoding import BadImageError, indexed_images, load_rgb
 
 log = logging.getLogger(__name__)
-
-
-class IndexedImages(Dataset):
-    """``(image, position, error)``: an unreadable file gives a blank image and its error, so
-    one bad file never stops a 100k-image run."""
-
-    def __init__(self, paths: list[Path], transform, image_size: int) -> None:
-        self.paths, self.transform, self.blank = (
-            paths,
-            transform,
-            torch.zeros(3, image_size, image_size),
-        )
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, position: int):
-        try:
-            return self.transform(load_rgb(self.paths[position])), position, ""
-        except (BadImageError, ValueError) as err:
-            return self.blank, position, str(getattr(err, "reason", err))
 
 
 def predict(cfg: DictConfig) -> dict:
     """Score every ``N.<ext>`` image in ``cfg.input_dir`` and write the Task-1 JSON, the CSV
     and the summary (each written whole or not at all). Returns the summary."""
+    import torch
+    from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
 
+    from pixelproof.data.decoding import indexed_images
+    from pixelproof.data.image_dataset import UncheckedImageFiles
     from pixelproof.models.inference import batch_logits, inference_settings
     from pixelproof.models.loading import load_trained
 
@@ -67,14 +45,11 @@ def predict(cfg: DictConfig) -> dict:
 
     trained = load_trained(cfg.ckpt_path)
     settings = inference_settings(cfg.inference, trained)
-    model, device, threshold = (
-        trained.model.to(settings.device),
-        settings.device,
-        settings.threshold,
-    )
-    dataset = IndexedImages([p for _, p in indexed], settings.transform(), settings.image_size)
+    device, threshold = settings.device, settings.threshold
+    model = trained.model.to(device)
+    paths = [path for _, path in indexed]
+    dataset = UncheckedImageFiles(paths, settings.transform(), settings.image_size)
     loader = DataLoader(dataset, batch_size=settings.batch_size, num_workers=settings.num_workers)
-    crop_size = settings.crop_size
 
     probs = torch.full((len(dataset),), float("nan"))
     for images, positions, errors in tqdm(loader, desc="Predicting", unit="batch"):
@@ -82,7 +57,7 @@ def predict(cfg: DictConfig) -> dict:
         for position, error in zip(positions[~good].tolist(), [e for e in errors if e]):
             skipped.append((dataset.paths[position], error))
         if good.any():
-            logits = batch_logits(model, images[good].to(device), crop_size)
+            logits = batch_logits(model, images[good].to(device), settings.crop_size)
             probs[positions[good]] = logits.float().sigmoid().cpu()
 
     rows = [

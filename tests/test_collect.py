@@ -55,6 +55,7 @@ def test_a_2x2_multirun_collects_into_one_row_per_run(sweep, tmp_path):
     md = (tmp_path / "results.md").read_text().splitlines()
     header = "| run | model.xi | trainer.max_epochs | ACC | AP | val ACC | val AP |"
     table = md[md.index(header) :]
+    table = table[: table.index("")] if "" in table else table  # the runs' table, not the next
     assert len([line for line in table if line.startswith("| ")]) == 5  # header + 4 runs
     for run, line in zip(runs, table[2:6]):
         m = metrics_of(sweep / run.job)

@@ -10,6 +10,7 @@ from conftest import CONF_DIR, compose_config
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
+from pixelproof.data.layouts import LAYOUTS
 from pixelproof.utils.instantiate import instantiate_named
 
 
@@ -24,12 +25,12 @@ def test_data_configs_compose(data, tmp_path):
         "train",
         f"data={data}",
         f"++data.root={tmp_path}",
-        "++data.train_csv=a.csv",
-        "++data.test_csv=b.csv",
+        "data.train_split=a.csv",
+        "data.test_split=b.csv",
     )
     assert cfg.data._target_.endswith("ImageDataModule")
     dm = hydra.utils.instantiate(cfg.data)  # constructing reads nothing yet
-    assert dm.hparams.layout in {"cifake", "per_generator", "csv"}
+    assert dm.hparams.layout in LAYOUTS
 
 
 @pytest.mark.parametrize("group", ["callbacks", "logger"])
@@ -58,7 +59,7 @@ def test_default_is_the_wavefreq_detector_on_embedded_data():
     cfg = compose_config("train")
     assert cfg.model.net._target_.endswith("WaveFreqResNet")
     assert cfg.model.net.backbone == "resnet50"
-    assert cfg.data.embedded is not None and cfg.data.layout == "cifake"
+    assert cfg.data.embedded is not None and cfg.data.layout == "cifake_per_generator"
     assert cfg.model.optimizer.lr == 5e-4 and cfg.model.scheduler.patience == 5
 
 

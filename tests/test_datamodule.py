@@ -35,8 +35,8 @@ def test_csv_layout_groups_test_rows_by_generator(tmp_path):
     dm = ImageDataModule(
         None,
         layout="csv",
-        train_csv=str(tmp_path / "train.csv"),
-        test_csv=str(tmp_path / "test.csv"),
+        train_split=str(tmp_path / "train.csv"),
+        test_split=str(tmp_path / "test.csv"),
         val_fraction=0.5,
         batch_size=4,
     )

@@ -17,8 +17,8 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from pixelproof.data import decoding
+from pixelproof.deploy.exporter import ExportError, example_images, export_checkpoint
 from pixelproof.deploy.run_detector import Detector
-from pixelproof.export import ExportError, example_images, export_checkpoint
 from pixelproof.models.loading import load_detector
 
 THRESHOLD = 0.3  # not 0.5, to see that the checkpoint's threshold reaches preprocess.json

@@ -1,25 +1,11 @@
 """Craft adversarial examples against any pixelproof detector with torchattacks."""
 
 import torch
-import torchattacks
 from torch import nn
-from torchattacks.attack import Attack
 
 from pixelproof.attacks.module_modes import eval_mode
 from pixelproof.attacks.spec import AttackSpec
 from pixelproof.attacks.two_class import TwoClassLogits
-
-
-def build_attack(spec: AttackSpec, model: nn.Module) -> Attack:
-    """The torchattacks object for ``spec``; ``model`` maps ``[B,3,H,W]`` to ``[B, classes]``."""
-    if spec.name == "fgsm":
-        return torchattacks.FGSM(model, eps=spec.eps)
-    if spec.name == "fgsm_rs":
-        return torchattacks.FFGSM(model, eps=spec.eps, alpha=spec.step_size)
-    attack = torchattacks.PGD if spec.name == "pgd" else torchattacks.PGDL2
-    return attack(
-        model, eps=spec.eps, alpha=spec.step_size, steps=spec.steps, random_start=spec.random_start
-    )
 
 
 def craft(detector: nn.Module, spec: AttackSpec, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -36,5 +22,5 @@ def craft(detector: nn.Module, spec: AttackSpec, x: torch.Tensor, y: torch.Tenso
         # inference tensors (made in a no-grad loop) cannot enter autograd: copy them out
         x, y = x.detach().clone(), y.detach().clone()
         # built in eval mode, so torchattacks sees a non-training model and calls no .train()
-        attack = build_attack(spec, TwoClassLogits(detector).eval())
+        attack = spec.build(TwoClassLogits(detector).eval())
         return attack(x, y.long()).detach()

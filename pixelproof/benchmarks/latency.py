@@ -21,8 +21,6 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-import pixelproof  # noqa: F401  (registers the config resolvers)
-
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 COLUMNS = [
     "detector",

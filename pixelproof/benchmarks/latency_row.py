@@ -114,7 +114,7 @@ def gflops_per_image(net: torch.nn.Module, image_size: int) -> float:
 
 def exported_runner(net: torch.nn.Module, variant: str, folder: Path, threads: int):
     """``batch -> logits`` of ``net`` exported by pixelproof.export (raises ExportError)."""
-    from pixelproof.export import export_net
+    from pixelproof.deploy.exporter import export_net
 
     fmt = "onnx" if variant.startswith("onnx") else "torchscript"
     path = folder / ("model.onnx" if fmt == "onnx" else "model.pt")

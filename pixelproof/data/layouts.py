@@ -1,11 +1,17 @@
 """Discover labelled image files in the dataset layouts pixelproof understands.
 
-Three layouts are supported, each returning :class:`Sample` records (path, label, generator):
+:data:`LAYOUTS` is the registry ``data.layout`` picks from; each layout is a small object that
+lists a split's files pooled (training, validation) or grouped by generator (testing), as
+:class:`Sample` records (path, label, generator):
 
-* CIFAKE: ``<root>/<split>/REAL/*`` and ``<root>/<split>/FAKE/*``;
-* per-generator (CNNDetection / UFD / RINE test sets): ``<root>/<generator>/0_real|1_fake/*`` or
-  ``<root>/<generator>/<class>/0_real|1_fake/*``;
-* a CSV file list with a ``path,label[,generator]`` header.
+* ``cifake``: ``<root>/<split>/REAL/*`` and ``<root>/<split>/FAKE/*``; one test set;
+* ``per_generator`` (CNNDetection / UFD / RINE test sets): ``<root>/<split>/<generator>/
+  0_real|1_fake/*`` or ``<root>/<split>/<generator>/<class>/0_real|1_fake/*``;
+* ``cifake_per_generator`` (the embedded dataset): CIFAKE splits for training, and
+  ``<root>/<split>_per_generator/<generator>/0_real|1_fake`` for testing;
+* ``csv``: a split is a CSV file list with a ``path,label[,generator]`` header.
+
+Adding a layout is one class here, one entry in :data:`LAYOUTS` and one ``conf/data/`` file.
 
 Folder layouts only read the files *directly* inside a class folder (no recursion), so a stray
 sub-folder cannot silently add images to a class. Files are sorted by name so the sample order
@@ -317,8 +323,8 @@ def csv_samples(csv_path: str | Path, base_dir: str | Path | None = None) -> lis
         more = f" and {len(missing) - _MAX_LISTED} more" if len(missing) > _MAX_LISTED else ""
         raise DatasetLayoutError(
             f"{csv_path} names {len(missing)} file(s) that do not exist ({listed}{more}); "
-            f"relative paths are resolved against {base.absolute()}, so fix the paths or pass "
-            f"base_dir."
+            f"relative paths are resolved against {base.absolute()}, so fix the paths or set "
+            f"data.root to the folder they are relative to."
         )
     if not samples:
         raise DatasetLayoutError(f"CSV file list {csv_path} lists no samples below its header.")
@@ -341,3 +347,76 @@ def _csv_header(csv_path: Path, header: list[str] | None) -> list[str]:
             f"CSV file list {csv_path} has header {','.join(header)!r}; {expected}."
         )
     return columns
+
+
+# ------------------------------------------------------------------------------ the registry
+
+
+class Layout:
+    """How one dataset layout finds its files. ``split`` names a folder under ``root`` (a CSV
+    file for the ``csv`` layout)."""
+
+    needs_root = True
+
+    def __init__(self, root: str | Path | None) -> None:
+        if self.needs_root and root is None:
+            raise DatasetLayoutError(f"data.root is required for the {self.name} layout")
+        self.root = root
+
+    @property
+    def name(self) -> str:
+        return next(name for name, kind in LAYOUTS.items() if kind is type(self))
+
+    def pooled(self, split: str) -> list[Sample]:
+        """A training or validation split's files, every generator pooled."""
+        return [s for samples in self.grouped(split).values() for s in samples]
+
+    def grouped(self, split: str) -> dict[str, list[Sample]]:
+        """A test split's files, one group per generator (sorted by name)."""
+        raise NotImplementedError
+
+
+class CifakeLayout(Layout):
+    def pooled(self, split: str) -> list[Sample]:
+        return cifake_samples(self.root, split)
+
+    def grouped(self, split: str) -> dict[str, list[Sample]]:
+        return {"all": self.pooled(split)}
+
+
+class PerGeneratorLayout(Layout):
+    def grouped(self, split: str) -> dict[str, list[Sample]]:
+        return per_generator_samples(Path(self.root) / split)
+
+
+class CifakePerGeneratorLayout(CifakeLayout):
+    def grouped(self, split: str) -> dict[str, list[Sample]]:
+        return per_generator_samples(Path(self.root) / f"{split}_per_generator")
+
+
+class CsvLayout(Layout):
+    needs_root = False  # relative paths resolve against the CSV's folder without one
+
+    def pooled(self, split: str) -> list[Sample]:
+        return csv_samples(split, base_dir=self.root)
+
+    def grouped(self, split: str) -> dict[str, list[Sample]]:
+        groups: dict[str, list[Sample]] = {}
+        for sample in self.pooled(split):
+            groups.setdefault(sample.generator, []).append(sample)
+        return dict(sorted(groups.items()))
+
+
+LAYOUTS: dict[str, type[Layout]] = {
+    "cifake": CifakeLayout,
+    "per_generator": PerGeneratorLayout,
+    "cifake_per_generator": CifakePerGeneratorLayout,
+    "csv": CsvLayout,
+}
+
+
+def get_layout(name: str, root: str | Path | None) -> Layout:
+    """The layout registered as ``name``, reading under ``root``."""
+    if name not in LAYOUTS:
+        raise ValueError(f"data.layout={name!r}: choose one of {', '.join(LAYOUTS)}")
+    return LAYOUTS[name](root)

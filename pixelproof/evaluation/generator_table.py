@@ -92,15 +92,14 @@ def generator_table(
 def flat_metrics(rows: Sequence[dict], prefix: str) -> dict[str, float]:
     """``<prefix>/<metric>`` for the mean row (or the only row, when there is one test set) and
     ``<prefix>/<generator>/<metric>`` per generator: the keys training's test stage logs
-    (``test``) and ``pixelproof.eval`` writes (``eval``)."""
-    flat = {f"{prefix}/{k}": float(v) for k, v in rows[-1].items() if k != "generator"}
-    if len(rows) > 1:
-        for row in rows[:-1]:
-            name = row["generator"]
-            flat.update(
-                {f"{prefix}/{name}/{k}": float(v) for k, v in row.items() if k != "generator"}
-            )
-    return flat
+    (``test``) and ``pixelproof.eval`` writes (``eval``). Undefined (NaN) entries are left out."""
+    named = [("", rows[-1])] + [(f"{r['generator']}/", r) for r in rows[:-1]]
+    return {
+        f"{prefix}/{name}{key}": float(value)
+        for name, row in named
+        for key, value in row.items()
+        if key != "generator" and not math.isnan(value)
+    }
 
 
 def to_markdown(rows: Sequence[dict]) -> str:

@@ -70,7 +70,3 @@ class Taxonomy:
             number = int(text)
             return self.names[number - 1] if 1 <= number <= len(self.names) else None
         return {normalise_name(n): n for n in self.names}.get(normalise_name(text))
-
-    def short_name(self, name: str) -> str:
-        """The part before a colon (``Ghosting effects``), which models often write alone."""
-        return name.split(":", 1)[0].strip()

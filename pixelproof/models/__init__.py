@@ -1,0 +1,2 @@
+"""Detectors as LightningModules (one contract: images in [0,1] -> one logit, fake = 1),
+rebuilding them from checkpoints, and running them (inference settings, batched scoring)."""
