@@ -58,3 +58,16 @@ def test_block_and_branch_shapes_and_gradients():
     assert features.shape == (2, 24)
     features.sum().backward()
     assert image.grad.abs().sum() > 0
+
+
+def test_initialisation_follows_the_authors_code():
+    torch.manual_seed(0)
+    branch = FreqNetBranch(width=64, out_channels=256)
+    # HFRI / HFRFS: torch.randn weights and biases (standard normal)
+    for conv in (branch.hfri.conv, branch.block.hfrfs.conv):
+        assert abs(conv.weight.std().item() - 1) < 0.15 and abs(conv.bias.std().item() - 1) < 0.3
+    # FCL and the rest: Kaiming-normal, fan-out (std sqrt(2 / (out * k * k)))
+    real = branch.block.fcl.real.weight
+    assert abs(real.std().item() - (2 / 64) ** 0.5) < 0.02
+    final = branch.final[0].weight
+    assert abs(final.std().item() - (2 / (256 * 9)) ** 0.5) < 0.005

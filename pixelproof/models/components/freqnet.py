@@ -8,7 +8,10 @@ traces, instead of at image content:
 - HFRFC / HFRFS: high-pass a feature map across channels / across space;
 - FCL: learn in the frequency domain, 1x1 convs on the real and imaginary parts of the spectrum.
 
-Each step ends in a ReLU, as in the paper's code.
+Each step ends in a ReLU, as in the paper's code. Initialisation follows the authors' code too
+(chuangchuangtan/FreqNet-DeepfakeDetection): the HFRI / HFRFS 1x1 convolutions are plain
+``torch.randn`` weights and biases, every other convolution (FCL's included) is Kaiming-normal
+with fan-out, and BatchNorm starts at weight 1, bias 0.
 """
 
 import torch
@@ -70,6 +73,9 @@ class HighFrequencyConv(nn.Module):
         super().__init__()
         self.scale = scale
         self.conv = nn.Conv2d(in_channels, out_channels, 1, stride=stride)
+        # the authors' weights and biases are torch.randn parameters (standard normal)
+        nn.init.normal_(self.conv.weight)
+        nn.init.normal_(self.conv.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.conv(F.relu(high_pass_spatial(x, self.scale))))
@@ -112,6 +118,13 @@ class FreqNetBranch(nn.Module):
             nn.ReLU(inplace=True),
         )
         self.out_channels = out_channels
+        high_frequency = {m.conv for m in self.modules() if isinstance(m, HighFrequencyConv)}
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d) and module not in high_frequency:
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.final(self.residual(self.block(self.hfri(x))))
