@@ -32,7 +32,7 @@ sweep: install ## run the offline RINE grid (8 short CPU runs) and collect it in
 	$(BIN)/python experiments/collect.py $(SWEEP_DIR) --out experiments/rine_grid \
 		--title "rine_grid_offline: RINE, random TinyCLIP towers at 32x32, embedded data"
 
-bench: install ## CPU latency/throughput/FLOPs/memory of every detector vs the seed's pipeline (ARGS="threads=8 ...")
+bench: install ## CPU latency/throughput/FLOPs/memory of every detector vs Team 91's pipeline (ARGS="threads=8 ...")
 	$(BIN)/python -m pixelproof.benchmarks.latency $(ARGS)
 
 test: install ## run the whole test suite

@@ -7,9 +7,9 @@ the ``metrics.json`` that ``pixelproof.train`` writes) and writes into ``--out``
 sweep directory):
 
 * ``results.md``: the overrides that differ between runs as columns, then test ACC@0.5 / AP and
-  validation ACC / AP in % (the seed reports' format); a per-generator table (Generator, ACC, AP,
-  Mean row, as seed 000's Tables 1-2) when the runs tested per generator; the best run by the
-  sweep's ``optimized_metric``.
+  validation ACC / AP in % (the format of the Team 57 and Team 91 reports); a per-generator table
+  (Generator, ACC, AP, Mean row, as Tables 1-2 of Team 91's report, "From Pixels to Proof") when
+  the runs tested per generator; the best run by the sweep's ``optimized_metric``.
 * ``results.csv``: the same runs with every override and every metric, unrounded.
 * ``results.png``: test ACC and AP against the numeric swept parameter with the most values
   (one line per combination of the others), or a bar chart when none is numeric.
@@ -136,7 +136,7 @@ def best_run(runs: Sequence[Run]) -> tuple[Run, str, str] | None:
 
 
 def per_generator_table(runs: Sequence[Run]) -> list[str]:
-    """Seed 000's Tables 1-2 (Generator | ACC | AP, Mean row), with one ACC/AP pair per run."""
+    """Team 91's Tables 1-2 (Generator | ACC | AP, Mean row), with one ACC/AP pair per run."""
     generators = list(
         dict.fromkeys(
             m["generator"] for r in runs for k in r.metrics if (m := PER_GENERATOR.match(k))

@@ -34,7 +34,7 @@ def bench_config(tmp_path, tiny_clip_dir, *overrides):
                         "model=rine_tinyclip",
                         f"model.backbone.name_or_path={tiny_clip_dir}",
                         "model.proj_dim=16",
-                        "model.input_size=64",  # the seed's "224": 8x8 patches of 8
+                        "model.input_size=64",  # Team 91's "224": 8x8 patches of 8
                     ],
                     "native": ["model.input_size=16"],  # 2x2 patches
                 },
@@ -45,7 +45,7 @@ def bench_config(tmp_path, tiny_clip_dir, *overrides):
 
 
 def test_table_has_every_column_and_a_row_per_variant(tmp_path, tiny_clip_dir):
-    variants = "variants=[seed,batched,native,inference_mode,channels_last,torchscript,onnx]"
+    variants = "variants=[reference,batched,native,inference_mode,channels_last,torchscript,onnx]"
     cfg = bench_config(tmp_path, tiny_clip_dir, variants, "only=[tiny_rine]", "isolate=false")
     output = bench(cfg)
     lines = output.read_text().splitlines()
@@ -56,15 +56,15 @@ def test_table_has_every_column_and_a_row_per_variant(tmp_path, tiny_clip_dir):
     rows = [line.split("|")[1:-1] for line in lines if line.startswith("| tiny_")]
     cells = {r[1].strip(): [c.strip() for c in r[2:]] for r in rows}
     assert list(cells) == [
-        "seed", "batched", "native", "inference_mode", "channels_last", "torchscript", "onnx"
+        "reference", "batched", "native", "inference_mode", "channels_last", "torchscript", "onnx"
     ]  # fmt: skip
-    # input sizes and token counts: the seed's resolution (64 here, 224 for TinyCLIP), native 16
-    assert cells["seed"][0] == cells["batched"][0] == "64 (65)"
+    # input sizes and token counts: the reference resolution (64 here, 224 for TinyCLIP), native 16
+    assert cells["reference"][0] == cells["batched"][0] == "64 (65)"
     assert all(cells[v][0] == "16 (5)" for v in list(cells)[2:])
-    assert cells["seed"][-1] == "1.0x" and all(c[-1].endswith("x") for c in cells.values())
+    assert cells["reference"][-1] == "1.0x" and all(c[-1].endswith("x") for c in cells.values())
     assert all(float(c[2]) > 0 and float(c[4]) > 0 for c in cells.values())  # ms/img, img/s
-    # training throughput where asked for (seed, native), nothing elsewhere
-    assert cells["seed"][6] and cells["native"][6] and not cells["batched"][6]
+    # training throughput where asked for (reference, native), nothing elsewhere
+    assert cells["reference"][6] and cells["native"][6] and not cells["batched"][6]
     assert cells["native"][7] == ""  # in-process: no honest per-row peak memory
     results = json.loads(output.with_suffix(".json").read_text())
     assert results["matmul_peak_gflops"] > 0 and len(results["rows"]) == 7
@@ -84,14 +84,14 @@ def test_a_detector_that_cannot_export_gets_a_row_that_says_why(tmp_path, tiny_c
 
 
 def test_flops_grow_with_the_vit_input_and_native_is_fewer(tiny_clip_dir, tmp_path):
-    cfg = bench_config(tmp_path, tiny_clip_dir, "variants=[seed,native]", "only=[tiny_rine]")
+    cfg = bench_config(tmp_path, tiny_clip_dir, "variants=[reference,native]", "only=[tiny_rine]")
     rows = plan_rows(cfg)
-    assert [r["variant"] for r in rows] == ["seed", "native"]
+    assert [r["variant"] for r in rows] == ["reference", "native"]
     assert (
         rows[1]["model_config"]["input_size"] == 16 and rows[0]["model_config"]["input_size"] == 64
     )
-    seed, native = (measure({**r, "train": False}) for r in rows)
-    assert seed["gflops"] > 10 * native["gflops"] > 0  # 65 tokens against 5
+    reference, native = (measure({**r, "train": False}) for r in rows)
+    assert reference["gflops"] > 10 * native["gflops"] > 0  # 65 tokens against 5
     assert native["peak_rss_mb"] >= native["rss_before_mb"] > 0
 
 

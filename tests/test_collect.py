@@ -94,7 +94,7 @@ def test_unfinished_jobs_are_skipped_and_named(sweep, tmp_path, caplog):
     )
 
 
-def test_per_generator_metrics_give_seed000s_table(tmp_path):
+def test_per_generator_metrics_give_team91s_table(tmp_path):
     job = tmp_path / "sweep" / "0"
     (job / ".hydra").mkdir(parents=True)
     (job / ".hydra" / "overrides.yaml").write_text("- model.xi=0.1\n")

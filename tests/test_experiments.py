@@ -62,7 +62,7 @@ def test_every_experiment_fast_dev_runs_as_a_multirun(
     assert f"experiment={experiment}" in yaml.safe_load((job / ".hydra/overrides.yaml").read_text())
 
 
-def test_rine_grid_is_seed000s_planned_grid():
+def test_rine_grid_is_team91s_planned_grid():
     cfg = hydra_config("experiment=rine_grid")
     assert dict(cfg.hydra.sweeper.params) == {
         "model.xi": "0.1,0.2",
@@ -71,7 +71,7 @@ def test_rine_grid_is_seed000s_planned_grid():
     }
     assert cfg.task_name == "rine_grid" and "rine_grid" in cfg.tags  # experiment beats train.yaml
     assert cfg.model.nproj == 2 and cfg.data.batch_size == 64 and cfg.model.optimizer.lr == 1e-4
-    # the seed's projection widths: 256 for ViT-8M/16, 512 for ViT-40M/32
+    # Team 91's projection widths: 256 for ViT-8M/16, 512 for ViT-40M/32
     for backbone, proj_dim in [("tinyclip_8m16", 256), ("tinyclip_40m32", 512)]:
         cfg = compose_config("train", "experiment=rine_grid", f"model/backbone={backbone}")
         assert cfg.model.proj_dim == proj_dim and cfg.model.backbone.pretrained

@@ -1,4 +1,5 @@
-"""The constrained parser on messy model answers, including seed 004's broken dictionary."""
+"""The constrained parser on messy model answers, including the broken dictionary of the Team 57
+report ("Image Classification and Artifact Detection")."""
 
 import pytest
 
@@ -11,8 +12,8 @@ CINE = "Cinematization Effects"
 GHOST = "Ghosting effects: Semi-transparent duplicates of elements"
 ASKED = [ALIAS, SURF, SCALE, CINE]
 
-# Seed 004's slide ("MODIFICATIONS"): the VLM's answer after a naive parser made a dict of it.
-SEED004_BROKEN = """{
+# Team 57's slide ("MODIFICATIONS"): the VLM's answer after a naive parser made a dict of it.
+TEAM57_BROKEN = """{
 "The image contains the following artifacts": "\\n\\n1",
 "Aliasing along high-contrast edges": " This artifact is visible in the image as a jagged edge around the airplane",
 "The edges are not smooth and have a staircase effect": " The edges are not smooth and have a staircase effect",
@@ -29,8 +30,8 @@ SEED004_BROKEN = """{
 }"""  # noqa: E501
 
 
-def test_seed004_broken_dictionary_is_regrouped_under_the_asked_artifacts():
-    result = parse_explanations(SEED004_BROKEN, ASKED)
+def test_team57_broken_dictionary_is_regrouped_under_the_asked_artifacts():
+    result = parse_explanations(TEAM57_BROKEN, ASKED)
     assert result.explanations == {
         ALIAS: "This artifact is visible in the image as a jagged edge around the airplane. "
         "The edges are not smooth and have a staircase effect. "
@@ -67,7 +68,7 @@ def test_numbered_markdown_list_with_unknown_name_and_heading_lines():
     assert result.missing == [CINE]
 
 
-def test_seed000_bullet_format():
+def test_team91_bullet_format():
     text = (
         "- Inconsistent object boundaries:* The boundaries of the airplane merge with the sky.\n"
         "- Texture bleeding between adjacent regions:* Colour bleeds into the sky."
@@ -106,7 +107,7 @@ def test_empty_answers_give_nothing(text):
 
 
 def test_a_list_of_names_only_is_no_explanation():
-    # seed 004's first slide: the model answered with the artifact names and nothing else
+    # Team 57's first slide: the model answered with the artifact names and nothing else
     text = '{"index": 88, "explanation": ["Cinematization Effects", "Ghosting effects"]}'
     assert parse_explanations(text, [CINE, GHOST]).explanations == {}
     assert parse_explanations(

@@ -29,7 +29,7 @@ def test_full_taxonomy_and_the_34_class_subset():
     assert all(full.descriptions[n] for n in full.names)
     assert len(small.active) == 34 and set(small.active) <= set(full.names)
     assert small.names == full.names  # numbers keep meaning the official order
-    # the classes seed 004's slides show its CLIP detecting are all in the subset
+    # the classes the Team 57 report's slides show its CLIP detecting are all in the subset
     seen = {"Cinematization Effects", "Unrealistic specular highlights", "Discontinuous surfaces",
             "Aliasing along high-contrast edges", "Artificial enhancement artifacts",
             "Exaggerated characteristic features", "Scale inconsistencies within single objects",

@@ -1,6 +1,6 @@
-"""CPU latency of RINE on the two TinyCLIP architectures, next to the seed's pipeline: the RINE
-rows of ``python -m pixelproof.benchmarks.latency`` (all the measuring lives there), written
-to results.md.
+"""CPU latency of RINE on the two TinyCLIP architectures, next to the pre-processing pipeline of
+Team 91's report ("From Pixels to Proof"): the RINE rows of
+``python -m pixelproof.benchmarks.latency`` (all the measuring lives there), written to results.md.
 
     python experiments/rine_latency/benchmark.py                    # 2 threads
     python experiments/rine_latency/benchmark.py threads=8 iters=50 # any latency override
@@ -18,7 +18,7 @@ if __name__ == "__main__":
         "-m",
         "pixelproof.benchmarks.latency",
         "only=[rine_tinyclip_8m16,rine_tinyclip_40m32]",
-        "variants=[seed,batched,native,inference_mode]",
+        "variants=[reference,batched,native,inference_mode]",
         f"output={HERE / 'results.md'}",
         *sys.argv[1:],
     ]

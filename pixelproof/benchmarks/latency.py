@@ -1,4 +1,5 @@
-"""CPU benchmark of every detector, next to the seed's pipeline measured in the same run.
+"""CPU benchmark of every detector, next to the pre-processing pipeline of Team 91's report
+("From Pixels to Proof") measured in the same run.
 
     make bench                                     # = python -m pixelproof.benchmarks.latency
     python -m pixelproof.benchmarks.latency threads=8 iters=50 'only=[rine_tinyclip_8m16]'
@@ -33,7 +34,7 @@ COLUMNS = [
     "% matmul peak",
     "train img/s",
     "peak RSS MB (model+run)",
-    "b1 vs seed",
+    "b1 vs reference",
 ]
 
 
@@ -122,7 +123,7 @@ def run_row(row: dict, isolate: bool) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def table_row(result: dict, cfg: DictConfig, peak: float, seed_ms: float | None) -> list[str]:
+def table_row(result: dict, cfg: DictConfig, peak: float, reference_ms: float | None) -> list[str]:
     if "error" in result:
         return [result["detector"], result["variant"], f"not run: {result['error']}"] + [""] * (
             len(COLUMNS) - 3
@@ -148,20 +149,20 @@ def table_row(result: dict, cfg: DictConfig, peak: float, seed_ms: float | None)
         f"{100 * result['gflops'] * per_sec / peak:.1f}",
         f"{train:.0f}" if train else "",
         memory,
-        f"{seed_ms / b1:.1f}x" if seed_ms else "",
+        f"{reference_ms / b1:.1f}x" if reference_ms else "",
     ]
 
 
 def to_markdown(results: list[dict], cfg: DictConfig, peak: float) -> str:
-    seed_ms = {
+    reference_ms = {
         r["detector"]: r["ms_per_image"][str(cfg.latency_batch)]
         for r in results
-        if r["variant"] == "seed" and "error" not in r
+        if r["variant"] == "reference" and "error" not in r
     }
     columns = [c.replace("bN", f"b{cfg.throughput_batch}") for c in COLUMNS]
     lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
     for result in results:
-        cells = table_row(result, cfg, peak, seed_ms.get(result["detector"]))
+        cells = table_row(result, cfg, peak, reference_ms.get(result["detector"]))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -26,8 +26,8 @@ from PIL import Image
 # variant -> what it changes. The first five are cumulative: each adds one change to the one
 # before, so the table shows each change's own effect; the export rows build on inference_mode.
 VARIANTS = {
-    "seed": "seed pipeline: per-image torchvision Resize + ToTensor, eager, no_grad",
-    "batched": "batched pre-processing (one uint8 stack -> float), model at the seed's input",
+    "reference": "Team 91's pipeline: per-image torchvision Resize + ToTensor, eager, no_grad",
+    "batched": "batched pre-processing (one uint8 stack -> float), model at the reference input",
     "native": "ViT at the image's own resolution (model.input_size), interpolated positions",
     "inference_mode": "torch.inference_mode instead of no_grad",
     "channels_last": "channels_last memory format for model and input",
@@ -74,8 +74,9 @@ def to_batch(images: list[Image.Image]) -> torch.Tensor:
     return pixels.permute(0, 3, 1, 2).float().div_(255)
 
 
-def seed_transform(size: int | None):
-    """The seed's per-image pre-processing: torchvision Resize (when given) + ToTensor."""
+def reference_transform(size: int | None):
+    """The pre-processing of Team 91's report ("From Pixels to Proof"), per image: torchvision
+    Resize (when given) + ToTensor."""
     from torchvision import transforms
 
     steps = [transforms.Resize(size)] if size else []
@@ -168,13 +169,15 @@ def measure(row: dict) -> dict:
         result["tokens"] = (input_size // net.backbone.patch_size) ** 2 + 1
     result["gflops"] = gflops_per_image(net, size)
 
-    grad_mode = torch.no_grad if variant in ("seed", "batched", "native") else torch.inference_mode
+    grad_mode = (
+        torch.no_grad if variant in ("reference", "batched", "native") else torch.inference_mode
+    )
     prepare = to_batch
     forward: Callable = net
     folder = None
     try:
-        if variant == "seed":  # resized to what the ViT takes (224), as the seed did
-            transform = seed_transform(input_size if input_size != size else None)
+        if variant == "reference":  # resized to what the ViT takes (224), as Team 91 did
+            transform = reference_transform(input_size if input_size != size else None)
             prepare = lambda images: torch.stack([transform(i) for i in images])  # noqa: E731
         elif variant == "channels_last":
             net = net.to(memory_format=torch.channels_last)
@@ -207,7 +210,7 @@ def measure(row: dict) -> dict:
     if folder is not None:
         folder.cleanup()
     if row.get("train"):
-        train_size = input_size if variant == "seed" else size  # the seed trained at 224
+        train_size = input_size if variant == "reference" else size  # Team 91 trained at 224
         result["train_images_per_sec"] = train_images_per_sec(
             config, row["train_batch"], row["train_steps"], train_size
         )

@@ -17,8 +17,9 @@ log = logging.getLogger(__name__)
 
 class ThresholdCalibration(Callback):
     """Args:
-    method: ``fixed`` (0.5, as the seed reports), ``best_acc`` (best validation accuracy) or
-    ``eer`` (equal error rate on validation: reals and fakes misclassified at the same rate).
+    method: ``fixed`` (0.5, as in the Team 57 and Team 91 reports), ``best_acc`` (best validation
+    accuracy) or ``eer`` (equal error rate on validation: reals and fakes misclassified at the same
+    rate).
     """
 
     def __init__(self, method: str = "fixed") -> None:

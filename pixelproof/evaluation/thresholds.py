@@ -1,5 +1,6 @@
-"""Decision thresholds on p(fake): fixed 0.5 (the seeds' and papers' convention), the threshold
-of best accuracy, or the equal-error point where real and fake images are misclassified alike.
+"""Decision thresholds on p(fake): fixed 0.5 (the convention of the papers and of the Team 57 and
+Team 91 reports), the threshold of best accuracy, or the equal-error point where real and fake
+images are misclassified alike.
 
 A threshold ``t`` means "fake when p >= t", torchmetrics' convention.
 """

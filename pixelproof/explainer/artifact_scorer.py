@@ -1,5 +1,6 @@
-"""CLIP zero-shot artifact identification (seed 004: ``openai/clip-vit-base-patch32``, softmax
-threshold 0.05), with a patch-level location for every kept artifact.
+"""CLIP zero-shot artifact identification (as in the Team 57 report, "Image Classification and
+Artifact Detection": ``openai/clip-vit-base-patch32``, softmax threshold 0.05), with a patch-level
+location for every kept artifact.
 
 Each active taxonomy class is embedded once (the mean of its prompt templates' normalised text
 embeddings, CLIP's prompt ensembling) and cached per (taxonomy, templates); every image batch

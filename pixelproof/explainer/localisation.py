@@ -1,11 +1,11 @@
 """Where an artifact shows: a patch heatmap turned into a coarse box and a phrase.
 
-The heatmap comes from CLIP's patch tokens (see ``artifact_scorer``): each patch's similarity to
-the artifact's text embedding. Seed 004's "future scope" proposes exactly this for 32x32 images
-(patch size 16 gives 4 patches). The box bounds the connected blob of patches around the peak
-whose similarity is at least ``keep`` of the way from the map's minimum to its maximum; the
-phrase names the cell of a 3x3 grid that holds the box centre ("upper left", "centre", ...) or
-"across the whole image" when the box covers most of it.
+The heatmap comes from CLIP's patch tokens (see ``artifact_scorer``): each patch's similarity to the
+artifact's text embedding. The "future scope" of the Team 57 report ("Image Classification and
+Artifact Detection") proposes exactly this for 32x32 images (patch size 16 gives 4 patches). The box
+bounds the connected blob of patches around the peak whose similarity is at least ``keep`` of the
+way from the map's minimum to its maximum; the phrase names the cell of a 3x3 grid that holds the
+box centre ("upper left", "centre", ...) or "across the whole image" when the box covers most of it.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """LoRA fine-tuning of a vision-language model's language model on artifact explanations.
 
-Seed 000 fine-tuned LLaVA-7B on SynArtifact with the language-modelling (cross-entropy) loss;
-here ``peft`` LoRA adapters go on the attention projections of the VLM's language model only
-(``model.get_decoder()``: Idefics2's Mistral, LLaVA's Llama), the base stays frozen, and the loss
-covers the target explanation tokens (see ``VisionLanguageModel.training_batch``). With a CUDA
-GPU and bitsandbytes the base is loaded in 4-bit (QLoRA).
+Team 91's report ("From Pixels to Proof") fine-tuned LLaVA-7B on SynArtifact with the
+language-modelling (cross-entropy) loss; here ``peft`` LoRA adapters go on the attention projections
+of the VLM's language model only (``model.get_decoder()``: Idefics2's Mistral, LLaVA's Llama), the
+base stays frozen, and the loss covers the target explanation tokens (see
+``VisionLanguageModel.training_batch``). With a CUDA GPU and bitsandbytes the base is loaded in
+4-bit (QLoRA).
 
 Checkpoints hold the adapter weights only: the frozen base is dropped on save and taken from the
 base model (rebuilt from ``vlm.name_or_path``) on load. At the end of fitting the best adapter

@@ -1,9 +1,10 @@
 """Turn a vision-language model's free text into ``{artifact: explanation}`` with constrained keys.
 
-Seed 004's slide shows what a naive parser makes of a model answer: numbered-list fragments
-("1", "2") and sentences become keys, and one explanation is scattered over several entries.
-Here the keys can only be the artifacts that were asked about; everything else in the text either
-continues the explanation of the artifact it follows or is dropped (and reported).
+A slide of the Team 57 report ("Image Classification and Artifact Detection") shows what a naive
+parser makes of a model answer: numbered-list fragments ("1", "2") and sentences become keys, and
+one explanation is scattered over several entries. Here the keys can only be the artifacts that were
+asked about; everything else in the text either continues the explanation of the artifact it follows
+or is dropped (and reported).
 
 Reading order:
 
@@ -15,7 +16,7 @@ Reading order:
 A key or line head matches an artifact by its normalised name, by the part before a colon
 (``Ghosting effects``), or by a close spelling (difflib ratio >= 0.88: "within single object"
 for "within single objects"). Text after a matched artifact that is not itself a key (the
-sentence fragments of seed 004's broken dictionary) continues that artifact's explanation, up
+sentence fragments of Team 57's broken dictionary) continues that artifact's explanation, up
 to a new key, a list number or a summary sentence ("These artifacts ...", "Overall ...").
 3. For artifacts still missing, the first prose sentence of the text (no braces or brackets)
    that names the artifact.

@@ -1,8 +1,9 @@
 """CLIP finds and locates the artifacts, the VLM explains them, the parser constrains the answer.
 
-Seed 004's pipeline (not end to end): CLIP zero-shot over the taxonomy, then Idefics2 prompted
-with the detected names. Without a VLM (``vlm=none``) every explanation is the fallback sentence
-built from the class description, the location and the CLIP score.
+The pipeline of the Team 57 report ("Image Classification and Artifact Detection", not end to end):
+CLIP zero-shot over the taxonomy, then Idefics2 prompted with the detected names. Without a VLM
+(``vlm=none``) every explanation is the fallback sentence built from the class description, the
+location and the CLIP score.
 """
 
 from __future__ import annotations

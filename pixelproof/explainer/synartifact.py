@@ -1,7 +1,7 @@
 """SynArtifact-style annotations: (image, prompt, target explanation) for fine-tuning a VLM.
 
 One JSON file per image, named after it (``<root>/annotations/17.json`` for
-``<root>/images/17.png``; seeds 000 and 004)::
+``<root>/images/17.png``; as in the Team 57 and Team 91 reports)::
 
     {"Artifacts annotation": [
         {"rect_start": [87, 272], "rect_end": [215, 431],          # optional, pixels
@@ -11,7 +11,7 @@ One JSON file per image, named after it (``<root>/annotations/17.json`` for
      "Other artifacts caption": "None"}                            # optional
 
 ``artifacts_class`` is a taxonomy name or its 1-based number in the taxonomy's official order
-(seed 004's files use numbers: see ``pixelproof.explainer.taxonomy``). A name outside the taxonomy
+(Team 57's files use numbers: see ``pixelproof.explainer.taxonomy``). A name outside the taxonomy
 (SynArtifact's own classes, e.g. "Distorted and Deformated Components") is kept as written with
 ``unknown_class=keep`` (the model learns to explain the names it is given) or refused with
 ``unknown_class=error``.
@@ -161,7 +161,7 @@ def collate(samples: Sequence[tuple[Image.Image, str, str]]) -> ExplainBatch:
 
 class SynArtifactDataset(Dataset):
     """``(image, prompt, target)`` per annotated image; images resized to ``image_size``
-    (seed 000 trained on SynArtifact at 32x32) unless it is ``None``."""
+    (Team 91 trained on SynArtifact at 32x32) unless it is ``None``."""
 
     def __init__(
         self,

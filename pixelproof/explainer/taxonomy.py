@@ -1,11 +1,11 @@
 """The artifact taxonomy: class names in their official order, a description of each, and the
 subset a run scores.
 
-Configs live in ``conf/taxonomy/`` (``all70``: the task's 70 names; ``small_image34``: 34 that
-can show at 32x32). Annotation files name a class by its name or by its **1-based** position in
-the full list (seed 004's files say ``"artifacts_class": "22"`` for a landing gear that "appears
-unsupported", which is class 22, *Physically impossible structural elements*; 0-based it would
-be *Inconsistent shadow directions*).
+Configs live in ``conf/taxonomy/`` (``all70``: the task's 70 names; ``small_image34``: 34 that can
+show at 32x32). Annotation files name a class by its name or by its **1-based** position in the full
+list (the files of the Team 57 report, "Image Classification and Artifact Detection", say
+``"artifacts_class": "22"`` for a landing gear that "appears unsupported", which is class 22,
+*Physically impossible structural elements*; 0-based it would be *Inconsistent shadow directions*).
 """
 
 from __future__ import annotations

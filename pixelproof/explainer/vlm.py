@@ -1,10 +1,11 @@
 """A vision-language model through ``transformers``: Idefics2 by default, LLaVA, or any
 ``AutoModelForImageTextToText`` checkpoint with an ``AutoProcessor`` that has a chat template.
 
-Loading: 4-bit NF4 (seed 004: Idefics2-8b, NF4, float16 compute) when ``load_in_4bit`` is
-``auto`` and a CUDA GPU and ``bitsandbytes`` are present; plain weights otherwise (bfloat16 or
-float16 on a GPU, float32 on the CPU). The same object serves generation (``explain``) and
-fine-tuning batches (``training_batch``), so both see one prompt format.
+Loading: 4-bit NF4 (as in the Team 57 report, "Image Classification and Artifact Detection":
+Idefics2-8b, NF4, float16 compute) when ``load_in_4bit`` is ``auto`` and a CUDA GPU and
+``bitsandbytes`` are present; plain weights otherwise (bfloat16 or float16 on a GPU, float32 on the
+CPU). The same object serves generation (``explain``) and fine-tuning batches (``training_batch``),
+so both see one prompt format.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def pick_dtype(setting: str, quantized: bool) -> torch.dtype:
                 f"vlm.dtype={setting}: pass auto, float32, bfloat16 or float16"
             ) from None
     if quantized:
-        return torch.float16  # seed 004's compute dtype
+        return torch.float16  # Team 57's compute dtype
     if torch.cuda.is_available():
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.float32

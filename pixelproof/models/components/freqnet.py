@@ -96,8 +96,9 @@ class FreqNetBlock(nn.Module):
 
 
 class FreqNetBranch(nn.Module):
-    """The frequency branch of seed 004: HFRI, one FreqNet block, a strided residual layer and a
-    strided final conv, pooled to a ``out_channels`` feature vector."""
+    """The frequency branch of the Team 57 report's detector ("Image Classification and Artifact
+    Detection"): HFRI, one FreqNet block, a strided residual layer and a strided final conv, pooled
+    to a ``out_channels`` feature vector."""
 
     def __init__(self, width: int = 64, out_channels: int = 256, scale: int = 4) -> None:
         super().__init__()

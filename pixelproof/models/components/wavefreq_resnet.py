@@ -1,5 +1,6 @@
-"""Seed 004's detector: a ResNet spatial branch with wavelet-attention down-sampling, plus a
-FreqNet frequency branch; their pooled features are concatenated into one real/fake logit.
+"""The detector of the Team 57 report ("Image Classification and Artifact Detection"): a ResNet
+spatial branch with wavelet-attention down-sampling (Zhao et al. 2022), plus a FreqNet frequency
+branch (Tan et al. 2024); their pooled features are concatenated into one real/fake logit.
 
 Built for 32x32 inputs: the ImageNet stem's strided 7x7 conv and max-pool are replaced by a 3x3
 stride-1 conv followed by wavelet-attention poolings (``stem_pools``; 2 keeps ImageNet ResNet's 4x
