@@ -1,7 +1,10 @@
 """The datamodule over each layout: splits, loaders, per-generator test sets, bad files."""
 
+import re
+
 import pytest
-from image_factory import make_cifake_tree, write_class_folder
+import torch
+from image_factory import make_cifake_tree, write_class_folder, write_image
 
 from pixelproof.data.datamodule import ImageDataModule
 from pixelproof.data.decoding import BadImageError
@@ -19,6 +22,7 @@ def test_seeded_stratified_validation_split(tmp_path):
     assert not val_paths(a) & {s.path for s in a.train_set.samples}
     x, y = next(iter(a.train_dataloader()))
     assert x.shape == (30, 3, 32, 32)  # 30 < batch_size 64: one batch, not dropped
+    assert x.dtype == torch.float32 and 0 <= x.min() <= x.max() <= 1
     assert set(y.tolist()) <= {0.0, 1.0}
 
 
@@ -61,3 +65,43 @@ def test_bad_settings_are_named():
         ImageDataModule("x", layout="folders")
     with pytest.raises(ValueError, match="data.val_fraction=1.5"):
         ImageDataModule("x", val_fraction=1.5)
+
+
+@pytest.mark.parametrize("cache_images", [True, False])
+@pytest.mark.parametrize("resize_mode", ["resize", "center_crop"])
+def test_images_reach_image_size_every_split(tmp_path, resize_mode, cache_images):
+    make_cifake_tree(tmp_path, n_per_class=4)
+    write_image(tmp_path / "train" / "REAL" / "wide.png", size=(100, 60))
+    write_image(tmp_path / "test" / "FAKE" / "small.png", size=(16, 16))
+    dm = ImageDataModule(
+        tmp_path,
+        image_size=24,
+        resize_mode=resize_mode,
+        cache_images=cache_images,
+        val_fraction=0.2,
+    )
+    dm.setup()
+    assert (dm.train_set.images is None) == (not cache_images)
+    for loader in [dm.train_dataloader(), dm.val_dataloader(), *dm.test_dataloader()]:
+        for x, _ in loader:
+            assert x.shape[1:] == (3, 24, 24)
+
+
+def test_resize_none_names_a_file_of_another_size(tmp_path):
+    make_cifake_tree(tmp_path, n_per_class=4)
+    wide = write_image(tmp_path / "train" / "REAL" / "wide.png", size=(100, 60))
+    with pytest.raises(ValueError, match=f"{re.escape(str(wide))}: .*100x60"):
+        ImageDataModule(tmp_path, resize_mode="none", val_fraction=0.5).setup("fit")
+
+
+def test_augmentation_from_the_config(tmp_path):
+    dm = ImageDataModule(tmp_path, augment={"jpeg_prob": 0.5, "jpeg_quality": [40, 90]})
+    assert dm.augmentation.jpeg_prob == 0.5 and dm.augmentation.jpeg_quality == (40, 90)
+    assert ImageDataModule(tmp_path).augmentation.hflip_prob == 0.0  # nothing by default
+
+
+def test_bad_augment_settings_are_named():
+    with pytest.raises(ValueError, match=r"data\.augment\.blur_prob"):
+        ImageDataModule("x", augment={"blur_prob": 2})
+    with pytest.raises(ValueError, match=r"data\.augment\.flip_prob .*hflip_prob"):
+        ImageDataModule("x", augment={"flip_prob": 0.5})

@@ -15,7 +15,6 @@ from torch.utils.data import DataLoader
 from pixelproof.data.decoding import BadImageError, load_rgb
 from pixelproof.data.image_dataset import ImageFileDataset
 from pixelproof.data.layouts import Sample, cifake_samples
-from pixelproof.data.transforms import build_transform
 
 # ------------------------------------------------------------------------------------ load_rgb
 
@@ -42,7 +41,7 @@ def test_any_mode_becomes_rgb_float_tensor(tmp_path: Path, mode: str, name: str)
     path = write_image(tmp_path / name, mode=mode)
     image = load_rgb(path)
     assert image.mode == "RGB" and image.size == (32, 32)
-    tensor = build_transform()(image)
+    tensor, _ = ImageFileDataset([Sample(path, 0, "all")])[0]
     assert tensor.shape == (3, 32, 32) and tensor.dtype == torch.float32
     assert 0.0 <= tensor.min() <= tensor.max() <= 1.0
 
@@ -167,10 +166,11 @@ def tree_with_bad_files(tmp_path: Path) -> tuple[Path, dict[str, Path]]:
     return root, bad
 
 
-def test_dataset_items(tmp_path: Path) -> None:
+@pytest.mark.parametrize("cache", [True, False])
+def test_dataset_items(tmp_path: Path, cache: bool) -> None:
     root = make_cifake_tree(tmp_path, n_per_class=3, splits=["train"])
     samples = cifake_samples(root, "train")
-    dataset = ImageFileDataset(samples, build_transform())
+    dataset = ImageFileDataset(samples, cache=cache)
     assert len(dataset) == 6 and dataset.skipped == []
     assert dataset.labels == [0, 0, 0, 1, 1, 1]
     assert dataset.samples == samples
@@ -178,7 +178,7 @@ def test_dataset_items(tmp_path: Path) -> None:
     assert image.shape == (3, 32, 32) and image.dtype == torch.float32
     assert label.dtype == torch.float32 and label.shape == () and label.item() == 1.0
     expected = np.asarray(make_image(seed=101), dtype=np.float32) / 255  # FAKE/img_001.png
-    assert torch.allclose(image, torch.from_numpy(expected).permute(2, 0, 1))
+    assert torch.equal(image, torch.from_numpy(expected).permute(2, 0, 1))
 
 
 def test_dataset_error_mode_lists_bad_files(tree_with_bad_files) -> None:
@@ -186,7 +186,7 @@ def test_dataset_error_mode_lists_bad_files(tree_with_bad_files) -> None:
     samples = cifake_samples(root, "train")
     assert len(samples) == 12  # the .txt file is ignored by the layout, the bad images are not
     with pytest.raises(BadImageError) as err:
-        ImageFileDataset(samples, build_transform())
+        ImageFileDataset(samples)
     msg = str(err.value)
     assert "4 of 12" in msg and "data.on_bad_file=skip" in msg
     for path in bad.values():
@@ -196,7 +196,7 @@ def test_dataset_error_mode_lists_bad_files(tree_with_bad_files) -> None:
 def test_dataset_skip_mode(tree_with_bad_files, caplog: pytest.LogCaptureFixture) -> None:
     root, bad = tree_with_bad_files
     with caplog.at_level(logging.WARNING, logger="pixelproof.data"):
-        dataset = ImageFileDataset(cifake_samples(root, "train"), build_transform(), "skip")
+        dataset = ImageFileDataset(cifake_samples(root, "train"), on_bad_file="skip")
     assert len(dataset) == 8 and dataset.labels == [0] * 4 + [1] * 4
     assert sorted(p for p, _ in dataset.skipped) == sorted(bad.values())
     assert all(isinstance(why, str) and why for _, why in dataset.skipped)
@@ -216,7 +216,7 @@ def test_dataset_nothing_readable(tmp_path: Path) -> None:
     bad = _bad_files(tmp_path / "junk")
     samples = [Sample(p, 1, "all") for p in bad.values()]
     with pytest.raises(BadImageError) as err:
-        ImageFileDataset(samples, build_transform(), on_bad_file="skip")
+        ImageFileDataset(samples, on_bad_file="skip")
     assert "None of the 4" in str(err.value) and str(tmp_path / "junk") in str(err.value)
 
 
@@ -227,42 +227,70 @@ def test_dataset_many_bad_files_summarised(tmp_path: Path) -> None:
         (tmp_path / f"bad_{i}.png").write_bytes(b"")
         samples.append(Sample(tmp_path / f"bad_{i}.png", 1, "all"))
     with pytest.raises(BadImageError) as err:
-        ImageFileDataset(samples, build_transform())
+        ImageFileDataset(samples)
     assert "9 of 10" in str(err.value) and "and 4 more" in str(err.value)
 
 
-def test_dataset_cache_matches_lazy(tmp_path: Path) -> None:
+def test_dataset_decodes_once_into_one_uint8_tensor(tmp_path: Path) -> None:
     root = make_cifake_tree(tmp_path, n_per_class=2, splits=["train"])
     samples = cifake_samples(root, "train")
-    lazy = ImageFileDataset(samples, build_transform())
-    cached = ImageFileDataset(samples, build_transform(), cache=True)
+    lazy = ImageFileDataset(samples, cache=False)
+    cached = ImageFileDataset(samples)  # cache=True is the default
+    assert lazy.images is None
+    assert cached.images.dtype == torch.uint8 and cached.images.shape == (4, 3, 32, 32)
     expected = [lazy[i][0] for i in range(len(lazy))]
     for path in root.rglob("*.png"):
         path.unlink()  # the cache no longer needs the files
     for i in range(len(cached)):
         assert torch.equal(cached[i][0], expected[i])
+        assert torch.equal(cached[i][0], cached.images[i].float() / 255)
     with pytest.raises(BadImageError):
         lazy[0]
 
 
+def test_dataset_cache_holds_only_the_readable_files(tree_with_bad_files) -> None:
+    root, _ = tree_with_bad_files
+    dataset = ImageFileDataset(cifake_samples(root, "train"), on_bad_file="skip")
+    assert dataset.images.shape == (8, 3, 32, 32)
+    for i, sample in enumerate(dataset.samples):
+        assert torch.equal(
+            dataset.images[i], torch.from_numpy(np.array(load_rgb(sample.path))).permute(2, 0, 1)
+        )
+
+
+@pytest.mark.parametrize("cache", [True, False])
 @pytest.mark.parametrize("resize_mode", ["resize", "center_crop"])
-def test_dataset_large_image_resized(tmp_path: Path, resize_mode: str) -> None:
-    path = write_image(tmp_path / "big.png", size=(100, 60))
-    dataset = ImageFileDataset([Sample(path, 0, "all")], build_transform(resize_mode=resize_mode))
-    assert dataset[0][0].shape == (3, 32, 32)
+def test_dataset_other_sizes_brought_to_image_size(
+    tmp_path: Path, resize_mode: str, cache: bool
+) -> None:
+    samples = [
+        Sample(write_image(tmp_path / "big.png", size=(100, 60)), 0, "all"),
+        Sample(write_image(tmp_path / "small.png", size=(20, 20)), 1, "all"),
+        Sample(write_image(tmp_path / "fit.png", size=(24, 24)), 1, "all"),
+    ]
+    dataset = ImageFileDataset(samples, image_size=24, resize_mode=resize_mode, cache=cache)
+    assert all(dataset[i][0].shape == (3, 24, 24) for i in range(3))
+    exact = np.asarray(make_image(size=(24, 24)), dtype=np.float32) / 255
+    assert torch.equal(dataset[2][0], torch.from_numpy(exact).permute(2, 0, 1))
 
 
-def test_dataset_wrong_size_with_resize_none_names_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("cache", [True, False])
+def test_dataset_wrong_size_with_resize_none_names_file(tmp_path: Path, cache: bool) -> None:
+    good = write_image(tmp_path / "good.png")
     path = write_image(tmp_path / "big.png", size=(100, 60))
-    dataset = ImageFileDataset([Sample(path, 0, "all")], build_transform(resize_mode="none"))
-    with pytest.raises(ValueError) as err:
-        dataset[0]
+    samples = [Sample(good, 0, "all"), Sample(path, 0, "all")]
+    with pytest.raises(ValueError) as err:  # at construction, before any training
+        ImageFileDataset(samples, resize_mode="none", cache=cache)
     assert str(path) in str(err.value) and "100x60" in str(err.value)
 
 
 def test_dataset_bad_arguments(tmp_path: Path) -> None:
-    path = write_image(tmp_path / "x.png")
+    samples = [Sample(write_image(tmp_path / "x.png"), 0, "all")]
     with pytest.raises(ValueError, match="on_bad_file"):
-        ImageFileDataset([Sample(path, 0, "all")], build_transform(), on_bad_file="ignore")
+        ImageFileDataset(samples, on_bad_file="ignore")
     with pytest.raises(ValueError, match="at least one sample"):
-        ImageFileDataset([], build_transform())
+        ImageFileDataset([])
+    with pytest.raises(ValueError, match="image_size"):
+        ImageFileDataset(samples, image_size=0)
+    with pytest.raises(ValueError, match="resize_mode"):
+        ImageFileDataset(samples, resize_mode="stretch")

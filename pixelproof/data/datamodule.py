@@ -7,8 +7,13 @@ generator; testing gets one dataloader per generator (the CNNDetection / UFD / R
 Validation is a held-out split when given, else a seeded, class-stratified fraction of the
 training files. With ``embedded`` set, ``prepare_data`` first builds the offline dataset in
 ``root`` (once; later runs reuse it).
+
+Every image is decoded once, at ``setup`` (:class:`ImageFileDataset`); the training
+augmentations (``augment``: :class:`BatchAugmentation`) run on whole batches once they reach the
+model's device, in :meth:`ImageDataModule.on_after_batch_transfer`, and only while training.
 """
 
+import inspect
 import logging
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -17,9 +22,9 @@ from lightning import LightningDataModule
 from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader
 
+from pixelproof.data.augmentations import BatchAugmentation
 from pixelproof.data.image_dataset import ImageFileDataset
 from pixelproof.data.layouts import Sample, get_layout
-from pixelproof.data.transforms import build_transform
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +55,7 @@ class ImageDataModule(LightningDataModule):
             raise ValueError(f"data.val_fraction={val_fraction} must be in [0, 1)")
         self.layout = get_layout(layout, root)
         self.save_hyperparameters(logger=False)
-        self.train_transform = build_transform(
-            image_size, resize_mode, train=True, **dict(augment or {})
-        )
-        self.eval_transform = build_transform(image_size, resize_mode, train=False)
+        self.augmentation = _augmentation(augment)
         self.train_set: ImageFileDataset | None = None
         self.val_set: ImageFileDataset | None = None
         self.test_sets: dict[str, ImageFileDataset] = {}
@@ -88,19 +90,31 @@ class ImageDataModule(LightningDataModule):
                 )
             else:
                 raise ValueError("no validation data: set data.val_fraction > 0 or data.val_split")
-            self.train_set = self._dataset(train, self.train_transform)
-            self.val_set = self._dataset(val, self.eval_transform)
+            self.train_set = self._dataset(train)
+            self.val_set = self._dataset(val)
             log.info("train: %s | val: %s", _counts(self.train_set), _counts(self.val_set))
         if stage in ("test", None) and not self.test_sets:
             groups = self.layout.grouped(hp.test_split)
-            self.test_sets = {n: self._dataset(s, self.eval_transform) for n, s in groups.items()}
+            self.test_sets = {n: self._dataset(s) for n, s in groups.items()}
             log.info("test: %s", {k: _counts(v) for k, v in self.test_sets.items()})
 
-    def _dataset(self, samples: list[Sample], transform) -> ImageFileDataset:
-        """Check every file once (bad files: error or logged skip), then decode on access."""
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Augment ``(images, labels)`` training batches on their device; others pass as is."""
+        if self.trainer is not None and self.trainer.training:
+            images, labels = batch
+            # a list, as PyTorch's default collate gives (callbacks may append to it)
+            return [self.augmentation(images), labels]
+        return batch
+
+    def _dataset(self, samples: list[Sample]) -> ImageFileDataset:
+        """Decode every file once (bad files: error or logged skip), at the model's size."""
         hp = self.hparams
         return ImageFileDataset(
-            samples, transform, on_bad_file=hp.on_bad_file, cache=hp.cache_images
+            samples,
+            hp.image_size,
+            hp.resize_mode,
+            on_bad_file=hp.on_bad_file,
+            cache=hp.cache_images,
         )
 
     def _loader(self, dataset: ImageFileDataset, train: bool) -> DataLoader:
@@ -123,6 +137,17 @@ class ImageDataModule(LightningDataModule):
 
     def test_dataloader(self) -> list[DataLoader]:
         return [self._loader(ds, train=False) for ds in self.test_sets.values()]
+
+
+def _augmentation(augment: Mapping[str, Any] | None) -> BatchAugmentation:
+    """``BatchAugmentation(**augment)``; an unknown key is named with the ones allowed."""
+    allowed = list(inspect.signature(BatchAugmentation).parameters)
+    unknown = sorted(set(augment or {}) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"data.augment.{unknown[0]} is not an augmentation setting; use {', '.join(allowed)}"
+        )
+    return BatchAugmentation(**dict(augment or {}))
 
 
 def _counts(dataset: ImageFileDataset) -> str:

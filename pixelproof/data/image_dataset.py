@@ -1,25 +1,26 @@
-"""A dataset of labelled image files whose bad files are caught up front.
+"""A dataset of labelled image files, decoded once and kept in memory as one uint8 tensor.
 
-:class:`ImageFileDataset` decodes every file once when it is built (with
-:func:`pixelproof.data.decoding.load_rgb`), so an unreadable file is reported (or skipped) before
-training starts instead of crashing a dataloader worker halfway through an epoch.
+:class:`ImageFileDataset` decodes every file when it is built (with
+:func:`pixelproof.data.decoding.load_rgb` and :func:`pixelproof.data.decoding.fit`), so an
+unreadable file is reported (or skipped) before training starts instead of crashing a dataloader
+halfway through an epoch, and an epoch costs no decoding at all.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from pixelproof.data.decoding import BadImageError, load_rgb
+from pixelproof.data.decoding import BadImageError, fit, load_rgb
 from pixelproof.data.layouts import Sample
+from pixelproof.data.transforms import check_resize, to_tensor
 
 log = logging.getLogger("pixelproof.data")
 
@@ -33,57 +34,76 @@ _MAX_LISTED = 5
 
 
 class ImageFileDataset(Dataset):
-    """Labelled image files, checked once at construction and decoded on access.
+    """Labelled image files, each decoded and brought to ``image_size`` once, at construction.
 
     Args:
         samples: files to use, e.g. from :mod:`pixelproof.data.layouts`.
-        transform: PIL RGB image -> float tensor [3, H, W] in [0, 1]
-            (see :func:`pixelproof.data.transforms.build_transform`).
+        image_size: S, the side every image is brought to.
+        resize_mode: how: ``resize``, ``center_crop`` or ``none`` (an image of another size
+            raises ``ValueError`` naming the file), see :func:`pixelproof.data.decoding.fit`.
         on_bad_file: ``"error"`` raises :class:`BadImageError` if any file cannot be decoded;
             ``"skip"`` drops those files (listed in ``self.skipped``) with one warning.
-        cache: keep the images decoded during the scan in memory and reuse them in
-            ``__getitem__`` (a 32x32 RGB image is ~3 KB, so 100k images take ~300 MB per
-            process; dataloader workers each get a copy).
+        cache: keep the decoded images as one uint8 tensor ``self.images`` [N, 3, S, S]
+            (3 KB per 32x32 image: 100k images take ~300 MB, shared with dataloader workers
+            rather than copied); ``False`` decodes each file again on access, for datasets too
+            big for memory.
 
-    Items are ``(image, label)`` with ``label`` a float32 scalar tensor (1 = fake).
+    Items are ``(image, label)``: a float32 tensor [3, S, S] in [0, 1] and a float32 scalar
+    tensor (1 = fake). Training augmentations run later, on whole batches
+    (:mod:`pixelproof.data.augmentations`).
     """
 
     def __init__(
         self,
         samples: Sequence[Sample],
-        transform: Callable[[Image.Image], torch.Tensor],
+        image_size: int = 32,
+        resize_mode: str = "resize",
         on_bad_file: Literal["error", "skip"] = "error",
-        cache: bool = False,
+        cache: bool = True,
     ) -> None:
         if on_bad_file not in ("error", "skip"):
             raise ValueError(f"on_bad_file must be 'error' or 'skip', got {on_bad_file!r}.")
         if len(samples) == 0:
             raise ValueError("ImageFileDataset needs at least one sample, got none.")
-        self.transform = transform
+        check_resize(image_size, resize_mode)
+        self.image_size, self.resize_mode = image_size, resize_mode
         self.on_bad_file = on_bad_file
         self.samples: list[Sample] = []
         self.skipped: list[tuple[Path, str]] = []
-        self._cache: list[Image.Image] | None = [] if cache else None
+        images = torch.empty(
+            (len(samples) if cache else 0, 3, image_size, image_size), dtype=torch.uint8
+        )
 
         for sample in tqdm(
             samples,
-            desc="Checking images",
+            desc="Decoding images",
             unit="img",
             disable=len(samples) <= _PROGRESS_THRESHOLD,
             leave=False,
         ):
             try:
-                image = load_rgb(sample.path)
+                image = self._decode(sample.path)
             except BadImageError as err:
                 self.skipped.append((sample.path, err.reason))
                 continue
+            if cache:
+                images[len(self.samples)] = image
             self.samples.append(sample)
-            if self._cache is not None:
-                self._cache.append(image)
 
         self._report_bad(samples)
         self.labels: list[int] = [s.label for s in self.samples]
         self.generators: list[str] = [s.generator for s in self.samples]
+        self.images: torch.Tensor | None = images[: len(self.samples)] if cache else None
+
+    def _decode(self, path: Path) -> torch.Tensor:
+        """``path`` as a uint8 tensor [3, S, S]; BadImageError for an unreadable file, ValueError
+        (naming the file) for one the resize policy refuses."""
+        image = load_rgb(path)
+        try:
+            image = fit(image, self.image_size, self.resize_mode)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from err
+        return to_tensor(image)
 
     def _report_bad(self, samples: Sequence[Sample]) -> None:
         if not self.skipped:
@@ -113,13 +133,8 @@ class ImageFileDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         sample = self.samples[index]
-        image = self._cache[index] if self._cache is not None else load_rgb(sample.path)
-        try:
-            tensor = self.transform(image)
-        except ValueError as err:
-            # Transforms only see pixels; say which file broke the rule.
-            raise ValueError(f"{sample.path}: {err}") from err
-        return tensor, torch.tensor(sample.label, dtype=torch.float32)
+        image = self.images[index] if self.images is not None else self._decode(sample.path)
+        return image.float() / 255, torch.tensor(sample.label, dtype=torch.float32)
 
 
 class UncheckedImageFiles(Dataset):

@@ -67,7 +67,7 @@ class InferenceSettings:
         """PIL image -> ``[3, S, S]`` tensor in [0, 1], as the detector's evaluation data."""
         from pixelproof.data.transforms import build_transform
 
-        return build_transform(self.image_size, self.resize_mode, train=False)
+        return build_transform(self.image_size, self.resize_mode)
 
 
 def resolve_threshold(threshold: float | None, model: nn.Module) -> float:
