@@ -41,7 +41,9 @@ def build(name: str) -> tuple[DetectorModule, dict]:
     overrides = [f"{k}={v}" for k, v in OFFLINE.items() if OmegaConf.select(cfg, k) is not None]
     cfg = compose_config("train", f"model={name}", *overrides)
     torch.manual_seed(0)
-    return hydra.utils.instantiate(cfg.model).eval(), OmegaConf.to_container(cfg.model)
+    return hydra.utils.instantiate(cfg.model).eval(), OmegaConf.to_container(
+        cfg.model, resolve=True
+    )
 
 
 def test_the_detectors_are_found():

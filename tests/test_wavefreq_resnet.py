@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from pixelproof.models.components.wavefreq_resnet import WaveFreqResNet
+from pixelproof.models.components.wavelet_block import WaveletBlock
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +50,12 @@ def test_normalises_internally_with_its_own_mean_and_std(resnet50):
     assert not torch.allclose(resnet50(x), raw(x), atol=1e-3)
 
 
-def test_basic_block_backbones_are_refused():
-    with pytest.raises(ValueError, match="bottleneck ResNet"):
-        WaveFreqResNet(backbone="resnet18")
+def test_a_small_basic_block_member_of_the_family_from_a_spec():
+    spec = {"block": "basic", "layers": [1, 1, 1, 1], "channels": [16, 32, 64, 128]}
+    small = WaveFreqResNet(backbone=spec, stem_pools=1, freq_width=8, freq_channels=32).eval()
+    assert small.spatial.num_features == 128
+    assert isinstance(small.spatial.layer4[0], WaveletBlock)
+    assert small(torch.rand(2, 3, 32, 32)).shape == (2,)
+    assert sum(p.numel() for p in small.parameters()) < 0.5e6
+    with pytest.raises(ValueError, match="block='dense': choose basic or bottleneck"):
+        WaveFreqResNet(backbone={**spec, "block": "dense"})

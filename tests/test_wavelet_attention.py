@@ -5,7 +5,7 @@ import timm
 import torch
 
 from pixelproof.models.components.wavelet_attention import WaveletAttention, WaveletPool
-from pixelproof.models.components.wavelet_bottleneck import WaveletBottleneck
+from pixelproof.models.components.wavelet_block import WaveletBlock
 
 
 def test_haar_attention_on_a_hand_computed_input():
@@ -37,13 +37,16 @@ def test_shapes_gradients_and_odd_sizes():
         WaveletPool()(torch.rand(1, 3, 15, 16))
 
 
-def test_wavelet_bottleneck_replaces_stride_two_down_sampling():
-    net = timm.create_model("resnet26", pretrained=False, num_classes=0)
+@pytest.mark.parametrize(
+    ("name", "strided", "channels"), [("resnet26", "conv2", 256), ("resnet18", "conv1", 64)]
+)
+def test_wavelet_block_replaces_stride_two_down_sampling(name, strided, channels):
+    net = timm.create_model(name, pretrained=False, num_classes=0)
     block = net.layer2[0]
-    x = torch.rand(2, 256, 16, 16)
+    x = torch.rand(2, channels, 16, 16)
     expected_shape = block(x).shape
-    wrapped = WaveletBottleneck(block)
-    assert block.conv2.stride == (1, 1) and block.downsample[0].stride == (1, 1)
-    assert wrapped(x).shape == expected_shape == (2, 512, 8, 8)
+    wrapped = WaveletBlock(block)
+    assert getattr(block, strided).stride == (1, 1) and block.downsample[0].stride == (1, 1)
+    assert wrapped(x).shape == expected_shape == (2, 2 * channels, 8, 8)
     with pytest.raises(ValueError, match="stride 2"):
-        WaveletBottleneck(net.layer1[0])  # a stride-1 block has nothing to replace
+        WaveletBlock(net.layer1[0])  # a stride-1 block has nothing to replace

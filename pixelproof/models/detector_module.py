@@ -5,6 +5,7 @@ the injected ``net`` normalises internally and returns one logit per image. Swap
 swaps ``net`` (and, for RINE, the loss) while data, attacks and evaluation stay the same.
 """
 
+import inspect
 from typing import Any
 
 import torch
@@ -34,6 +35,9 @@ class DetectorModule(LightningModule):
         optimizer: a partial optimizer (Hydra ``_partial_: true``), called with the parameters.
         scheduler: optional partial LR scheduler, called with the optimizer.
         scheduler_monitor: metric a ReduceLROnPlateau scheduler watches.
+        scheduler_interval: ``epoch`` or ``step``; a per-step scheduler that takes
+            ``total_steps`` (OneCycleLR: warm-up then cosine annealing, for short budgets) gets
+            the run's number of optimiser steps.
         compile: wrap ``net`` with ``torch.compile`` at fit time.
     """
 
@@ -46,9 +50,14 @@ class DetectorModule(LightningModule):
         optimizer: Any,
         scheduler: Any = None,
         scheduler_monitor: str = "val/loss",
+        scheduler_interval: str = "epoch",
         compile: bool = False,
     ) -> None:
         super().__init__()
+        if scheduler_interval not in ("epoch", "step"):
+            raise ValueError(
+                f"model.scheduler_interval={scheduler_interval!r}: choose epoch or step"
+            )
         # Factories stay out of the checkpoint (it must load with torch's weights_only=True);
         # train() records the plain model config there instead (callbacks/model_config.py).
         self.save_hyperparameters(logger=False, ignore=list(self.hparams_ignore))
@@ -142,12 +151,18 @@ class DetectorModule(LightningModule):
         optimizer = self.optimizer_factory(params=params)
         if self.scheduler_factory is None:
             return {"optimizer": optimizer}
-        scheduler = self.scheduler_factory(optimizer=optimizer)
+        interval = self.hparams.scheduler_interval
+        takes_total = "total_steps" in inspect.signature(self.scheduler_factory).parameters
+        if interval == "step" and takes_total:
+            total = int(self.trainer.estimated_stepping_batches)
+            scheduler = self.scheduler_factory(optimizer=optimizer, total_steps=total)
+        else:
+            scheduler = self.scheduler_factory(optimizer=optimizer)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {
                 "scheduler": scheduler,
                 "monitor": self.hparams.scheduler_monitor,
-                "interval": "epoch",
+                "interval": interval,
             },
         }

@@ -44,6 +44,7 @@ class RineModule(DetectorModule):
         temperature: float = 0.07,
         bce_reduction: Literal["mean", "sum"] = "mean",
         scheduler_monitor: str = "val/loss",
+        scheduler_interval: str = "epoch",
         compile: bool = False,
     ) -> None:
         if bce_reduction not in ("mean", "sum"):
@@ -51,7 +52,14 @@ class RineModule(DetectorModule):
         if input_size is not None:
             backbone.input_size = input_size
         net = RineNet(backbone, nproj, proj_dim, dropout)
-        super().__init__(net, optimizer, scheduler, scheduler_monitor, compile)
+        super().__init__(
+            net,
+            optimizer,
+            scheduler,
+            scheduler_monitor=scheduler_monitor,
+            scheduler_interval=scheduler_interval,
+            compile=compile,
+        )
 
     @property
     def backbone(self) -> CLIPBackbone:

@@ -5,43 +5,58 @@ branch (Tan et al. 2024); their pooled features are concatenated into one real/f
 Built for 32x32 inputs: the ImageNet stem's strided 7x7 conv and max-pool are replaced by a 3x3
 stride-1 conv followed by wavelet-attention poolings (``stem_pools``; 2 keeps ImageNet ResNet's 4x
 stem reduction, an 8x8 grid at layer 1; 1 gives 16x16 at ~1.6x the training cost). Every stride-2
-bottleneck down-samples by wavelet attention too, and the FreqNet branch sees the full 32x32.
-Trained from scratch: no pretrained weights are needed or loaded.
+block down-samples by wavelet attention too, and the FreqNet branch sees the full 32x32. The
+spatial branch is a timm ResNet by name (``resnet50``: the report's network) or a small one from
+a spec (basic blocks, fewer and narrower stages). Trained from scratch: no pretrained weights.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import timm
 import torch
-from timm.models.resnet import Bottleneck
+from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 from torch import nn
 
 from pixelproof.models.components.freqnet import FreqNetBranch
 from pixelproof.models.components.wavelet_attention import WaveletPool
-from pixelproof.models.components.wavelet_bottleneck import WaveletBottleneck
+from pixelproof.models.components.wavelet_block import WaveletBlock
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def wavelet_resnet(name: str = "resnet50", wave: str = "haar", stem_pools: int = 2) -> nn.Module:
-    """A timm bottleneck ResNet (no classifier) re-wired for small inputs with wavelet attention.
+BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
+
+
+def _resnet(backbone: str | Mapping[str, Any]) -> ResNet:
+    """A timm ResNet by name (``resnet50``), or built from a spec for small members of the
+    family: ``{block: basic | bottleneck, layers: [4 ints], channels: [4 ints], ...}`` (any
+    other ``timm.models.resnet.ResNet`` argument, e.g. ``stem_width``)."""
+    if isinstance(backbone, str):
+        return timm.create_model(backbone, pretrained=False, num_classes=0)
+    spec = dict(backbone)
+    block = spec.pop("block", "basic")
+    if block not in BLOCKS:
+        raise ValueError(f"model.net.backbone.block={block!r}: choose {' or '.join(BLOCKS)}")
+    return ResNet(BLOCKS[block], num_classes=0, **spec)
+
+
+def wavelet_resnet(
+    backbone: str | Mapping[str, Any] = "resnet50", wave: str = "haar", stem_pools: int = 2
+) -> nn.Module:
+    """A timm ResNet (no classifier) re-wired for small inputs with wavelet attention.
 
     The stem is a 3x3 stride-1 conv followed by ``stem_pools`` wavelet poolings (each halves H and
     W): 2 reproduces ImageNet ResNet's 4x stem reduction, 1 keeps twice the resolution at 4x the
-    cost.
+    cost. The first block of every later stage down-samples by wavelet attention.
     """
-    net = timm.create_model(name, pretrained=False, num_classes=0)
+    net = _resnet(backbone)
     stem_width = net.conv1.out_channels
     net.conv1 = nn.Conv2d(3, stem_width, 3, stride=1, padding=1, bias=False)
     net.maxpool = nn.Sequential(*(WaveletPool(wave) for _ in range(stem_pools)))
-    if not isinstance(net.layer1[0], Bottleneck):
-        raise ValueError(
-            f"backbone={name!r}: wavelet attention is wired into bottleneck blocks; "
-            "choose a bottleneck ResNet such as resnet26, resnet50 or resnet101"
-        )
     for stage in (net.layer2, net.layer3, net.layer4):
-        stage[0] = WaveletBottleneck(stage[0], wave)
+        stage[0] = WaveletBlock(stage[0], wave)
     return net
 
 
@@ -50,7 +65,7 @@ class WaveFreqResNet(nn.Module):
 
     def __init__(
         self,
-        backbone: str = "resnet50",
+        backbone: str | Mapping[str, Any] = "resnet50",
         wave: str = "haar",
         stem_pools: int = 2,
         freq_width: int = 64,
