@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train sweep bench test lint format clean
+.PHONY: help install train sweep bench app test lint format clean
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ sweep: install ## run the offline RINE grid (8 short CPU runs) and collect it in
 
 bench: install ## CPU latency/throughput/FLOPs/memory of every detector vs Team 91's pipeline (ARGS="threads=8 ...")
 	$(BIN)/python -m pixelproof.benchmarks.latency $(ARGS)
+
+app: install ## serve the browser demo of a checkpoint (ARGS="ckpt_path=<ckpt> ...")
+	$(BIN)/python -m pixelproof.app $(ARGS)
 
 test: install ## run the whole test suite
 	$(BIN)/python -m pytest $(ARGS)

@@ -4,6 +4,7 @@
     python -m pixelproof.explain input_dir=images/ output=out.json predictions=task1.json
     python -m pixelproof.explain ... taxonomy=small_image34 vlm=llava scorer.threshold=0.1
     python -m pixelproof.explain ... vlm=none        # CLIP only: fallback sentences, no VLM
+    python -m pixelproof.explain ... detector_ckpt_path=<ckpt>   # + the detector's attributions
 
 ``explain(cfg)`` is a plain function (tests and notebooks call it); ``main`` only wraps it for
 Hydra. Heavy imports happen inside it, so ``--help`` answers at once.
@@ -23,6 +24,55 @@ log = logging.getLogger(__name__)
 
 def details_path(output: Path, details_output: str | None) -> Path:
     return Path(details_output) if details_output else output.with_suffix(".details.json")
+
+
+def attributions_dir(output: Path, details_file: Path) -> Path:
+    """Where the detector's overlays and band charts go: ``<output stem>.attributions/`` beside
+    the details file."""
+    return details_file.parent / f"{output.stem}.attributions"
+
+
+def detector_details(cfg: DictConfig, items: list, folder: Path) -> dict[int, dict]:
+    """``{index: record}`` for ``detector_ckpt_path=<ckpt>``: each image's p(fake) and verdict
+    (the same loading and scoring as ``pixelproof.predict``), its attribution heatmaps and
+    frequency-band drops (:mod:`pixelproof.explainer.attribution`); ``<index>.png`` (overlays)
+    and ``<index>.bands.png`` (band chart) are written to ``folder``."""
+    import torch
+
+    from pixelproof.explainer.attribution import AttributionSettings, attribute
+    from pixelproof.explainer.attribution_plots import attribution_panels, band_chart
+    from pixelproof.models.inference import batch_logits, inference_settings
+    from pixelproof.models.loading import load_trained
+
+    trained = load_trained(cfg.detector_ckpt_path)
+    settings = inference_settings(cfg.inference, trained)
+    options = AttributionSettings.from_config(OmegaConf.to_container(cfg.attribution))
+    model, transform = trained.model.to(settings.device), settings.transform()
+    folder.mkdir(parents=True, exist_ok=True)
+    records, ready = {}, []
+    for index, image in items:
+        try:
+            ready.append((index, transform(image)))
+        except ValueError as err:  # resize_mode=none and another size
+            records[index] = {"error": str(err)}
+    for start in range(0, len(ready), settings.batch_size):
+        chunk = ready[start : start + settings.batch_size]
+        images = torch.stack([x for _, x in chunk]).to(settings.device)
+        probs = batch_logits(model, images, settings.crop_size).float().sigmoid().cpu()
+        for (index, x), p, found in zip(chunk, probs.tolist(), attribute(model, images, options)):
+            overlay, chart = folder / f"{index}.png", folder / f"{index}.bands.png"
+            attribution_panels(x, found).save(overlay)
+            band_chart(found.bands, f"image {index}: p(fake) {p:.3f}").save(chart)
+            records[index] = {
+                "p_fake": round(p, 6),
+                "prediction": "fake" if p >= settings.threshold else "real",
+                "threshold": settings.threshold,
+                **found.to_dict(options.heatmap_cells),
+                "overlay": str(overlay),
+                "band_chart": str(chart),
+            }
+    log.info("Detector attributions of %d images written to %s", len(ready), folder)
+    return records
 
 
 def _build(node: DictConfig, **kwargs):
@@ -94,6 +144,10 @@ def explain(cfg: DictConfig) -> dict:
     names_of = {index: str(path) for index, path in files}
     for record in details:
         record["file"] = names_of[record["index"]]
+    if cfg.get("detector_ckpt_path"):
+        by_index = detector_details(cfg, items, attributions_dir(output, details_file))
+        for record in details:
+            record["detector"] = by_index[record["index"]]
     records = [task2_record(d) for d in details]
     validate_task2(records, taxonomy.names)
 
@@ -106,6 +160,7 @@ def explain(cfg: DictConfig) -> dict:
         "vlm": vlm_cfg.name_or_path if vlm_cfg else None,
         "taxonomy": cfg.taxonomy.get("name"),
         "threshold": cfg.scorer.threshold,
+        "detector": str(cfg.detector_ckpt_path) if cfg.get("detector_ckpt_path") else None,
     }
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(records, indent=2, ensure_ascii=False) + "\n")
@@ -123,6 +178,8 @@ def explain(cfg: DictConfig) -> dict:
         )
         + "\n"
     )
+    if summary["detector"]:
+        print(f"\nDetector attributions: {attributions_dir(output, details_file)}")
     print(
         f"\nExplained {summary['images']} images ({summary['artifacts']} artifacts: "
         f"{summary['from_model']} from the model, {summary['fallbacks']} fallbacks); "

@@ -1,0 +1,449 @@
+"""A browser demo of a trained detector: drop images, see the verdict and what it rests on.
+
+    python -m pixelproof.app ckpt_path=<ckpt>                      # http://127.0.0.1:7860
+    python -m pixelproof.app ckpt_path=<ckpt> server_port=8080 scorer.name_or_path=<clip dir>
+
+For each image: the verdict at the checkpoint's calibrated threshold and p(fake), the detector's
+attribution overlay (Integrated Gradients; Grad-CAM where it has a conv stage), the frequency
+bands its fake logit rests on, the image's spectrum, and the smallest PGD budget that flips the
+verdict. For a batch: a sortable table and the Task-1 JSON to download. With a local CLIP
+directory (``scorer.name_or_path``), also the artifacts CLIP finds and where.
+
+Images are read and scored by the code ``pixelproof.predict`` runs (``load_trained``,
+``inference_settings``, ``load_rgb`` and the checkpoint's resize, ``batch_logits``), so the demo
+and ``predict`` give the same p(fake). Needs the ``app`` extra (``pip install -e ".[app]"``);
+heavy imports wait until the app starts, so ``--help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ["index", "file", "verdict", "p_fake", "flip_eps_255", "strongest_band"]
+
+
+def smallest_flip_eps(
+    model,
+    image,
+    threshold: float,
+    attack: Mapping[str, Any],
+    max_eps: float,
+    resolution: float = 1 / 255,
+) -> float | None:
+    """The robustness gauge: the smallest L-inf budget (a multiple of ``resolution``, at most
+    ``max_eps``) at which ``attack`` (an ``attack`` config without eps, e.g. PGD at a fixed
+    number of steps) flips the verdict on ``image`` ``[1,3,H,W]``, found by binary search;
+    ``None`` when even ``max_eps`` does not flip it."""
+    import torch
+
+    from pixelproof.attacks.craft import craft
+    from pixelproof.attacks.spec import attack_spec
+
+    def is_fake(x) -> bool:
+        with torch.no_grad():
+            return float(torch.sigmoid(model(x).float()).reshape(-1)[0]) >= threshold
+
+    fake = is_fake(image)
+    label = torch.tensor([float(fake)], device=image.device)
+
+    def flips(levels: int) -> bool:
+        spec = attack_spec({**attack, "eps": levels * resolution}, "gauge.attack")
+        return is_fake(craft(model, spec, image, label)) != fake
+
+    high = int(round(max_eps / resolution))
+    if high < 1 or not flips(high):
+        return None
+    low = 0  # eps 0 never flips
+    while high - low > 1:
+        middle = (low + high) // 2
+        if flips(middle):
+            high = middle
+        else:
+            low = middle
+    return high * resolution
+
+
+@dataclass
+class Result:
+    """One uploaded file: an error, or everything the demo shows for the image."""
+
+    position: int  # in the upload order
+    name: str
+    error: str | None = None
+    index: int | None = None  # Task-1 index: N of <N>.<ext>, else the upload position
+    p_fake: float | None = None
+    verdict: str | None = None
+    flip_eps: float | None = None
+    strongest_band: str | None = None
+    strongest_drop: float | None = None
+    overlay: Any = None  # PIL images
+    chart: Any = None
+    spectrum: Any = None
+    artifacts: list[dict] = field(default_factory=list)
+    image: Any = None  # the decoded image (for CLIP), dropped after the analysis
+
+
+def assign_indices(results: Sequence[Result]) -> str:
+    """Task-1 indices: ``N`` from names ``<N>.<ext>`` when every image has one and no two
+    share it, else the upload position (0-based) of each file. Returns which rule was used."""
+    good = [r for r in results if r.error is None]
+    stems = [Path(r.name).stem for r in good]
+    if stems and all(s.isdigit() for s in stems) and len({int(s) for s in stems}) == len(stems):
+        for r, stem in zip(good, stems):
+            r.index = int(stem)
+        return "from the file names (`<N>.<ext>`)"
+    for r in good:
+        r.index = r.position
+    return "the upload order (0-based): not every file is named `<N>.<ext>` with a distinct N"
+
+
+class DetectorDemo:
+    """The demo's model and analysis, without the web page (tests call :meth:`analyse`)."""
+
+    def __init__(self, cfg: DictConfig) -> None:
+        from pixelproof.explainer.attribution import AttributionSettings
+        from pixelproof.models.inference import inference_settings
+        from pixelproof.models.loading import load_trained
+
+        self.cfg = cfg
+        trained = load_trained(cfg.ckpt_path)
+        self.settings = inference_settings(cfg.inference, trained)
+        self.model = trained.model.to(self.settings.device)
+        self.transform = self.settings.transform()
+        self.attribution = AttributionSettings.from_config(
+            OmegaConf.to_container(cfg.attribution, resolve=True)
+        )
+        self.gauge = OmegaConf.to_container(cfg.gauge, resolve=True) if cfg.get("gauge") else None
+        if self.gauge:
+            from pixelproof.attacks.spec import attack_spec, pixel_value
+
+            self.gauge["max_eps"] = pixel_value(self.gauge["max_eps"], "gauge.max_eps")
+            self.gauge["resolution"] = pixel_value(self.gauge["resolution"], "gauge.resolution")
+            attack_spec({**self.gauge["attack"], "eps": self.gauge["max_eps"]}, "gauge.attack")
+        self.threshold_source = (
+            "the checkpoint's calibrated threshold"
+            if cfg.inference.get("threshold") is None
+            else "inference.threshold"
+        )
+        self.scorer = self._scorer(cfg) if cfg.scorer.get("name_or_path") else None
+
+    @staticmethod
+    def _scorer(cfg: DictConfig):
+        from hydra.errors import InstantiationException
+
+        from pixelproof.explainer.taxonomy import Taxonomy
+
+        taxonomy = Taxonomy.from_config(**OmegaConf.to_container(cfg.taxonomy, resolve=True))
+        try:
+            build = hydra.utils.instantiate(cfg.scorer, _partial_=True, _convert_="all")
+            return build(taxonomy=taxonomy)
+        except InstantiationException as err:  # the constructor's own one-line error
+            raise (err.__cause__ or err) from None
+
+    # ----------------------------------------------------------------------------- analysis
+
+    def analyse(
+        self, paths: Sequence[str | Path], progress: Callable[[int, int], Any] | None = None
+    ) -> tuple[list[Result], list[str]]:
+        """``(results in upload order, notes)`` for uploaded files, images or not;
+        ``progress(done, total)`` is called after each image."""
+        from pixelproof.data.decoding import BadImageError, load_rgb
+
+        notes = []
+        paths = list(paths)
+        limit = int(self.cfg.max_files)
+        if len(paths) > limit:
+            notes.append(f"Only the first {limit} of {len(paths)} files were analysed (max_files).")
+            paths = paths[:limit]
+        results, ready = [], []
+        for position, path in enumerate(paths):
+            result = Result(position, Path(path).name)
+            results.append(result)
+            try:  # predict's reading: load_rgb, then the checkpoint's size and resize mode
+                result.image = load_rgb(path)
+                ready.append((result, self.transform(result.image)))
+            except BadImageError as err:
+                result.error = err.reason
+            except ValueError as err:  # resize_mode=none and another size
+                result.error = str(err)
+        done = 0
+
+        def tick() -> None:
+            nonlocal done
+            done += 1
+            if progress is not None:
+                progress(done, len(ready))
+
+        for start in range(0, len(ready), self.settings.batch_size):
+            self._score(ready[start : start + self.settings.batch_size], tick)
+        for result in results:
+            result.image = None
+        notes.append("Task-1 indices: " + assign_indices(results) + ".")
+        return results, notes
+
+    def _score(self, chunk: list, tick: Callable[[], None]) -> None:
+        import torch
+
+        from pixelproof.explainer.attribution import attribute
+        from pixelproof.explainer.attribution_plots import attribution_panels, band_chart, spectrum
+        from pixelproof.models.inference import batch_logits
+
+        device, threshold = self.settings.device, self.settings.threshold
+        images = torch.stack([x for _, x in chunk]).to(device)
+        probs = batch_logits(self.model, images, self.settings.crop_size).float().sigmoid()
+        found = attribute(self.model, images, self.attribution)
+        artifacts = self.scorer.score([r.image for r, _ in chunk]) if self.scorer else None
+        for i, ((result, x), p) in enumerate(zip(chunk, probs.cpu().tolist())):
+            result.p_fake, result.verdict = p, ("fake" if p >= threshold else "real")
+            bands = found[i].bands
+            result.strongest_band = bands.labels()[bands.strongest]
+            result.strongest_drop = bands.drops[bands.strongest]
+            result.overlay = attribution_panels(x, found[i])
+            result.chart = band_chart(bands, f"{result.name}: fake logit {bands.logit:+.2f}")
+            result.spectrum = spectrum(x)
+            if self.gauge:
+                result.flip_eps = smallest_flip_eps(
+                    self.model,
+                    images[i : i + 1],
+                    threshold,
+                    self.gauge["attack"],
+                    self.gauge["max_eps"],
+                    self.gauge["resolution"],
+                )
+            if artifacts is not None:
+                result.artifacts = [
+                    {"name": a.name, "score": a.score, **a.location.to_dict()} for a in artifacts[i]
+                ]
+            tick()
+
+    # ------------------------------------------------------------------------------ outputs
+
+    @staticmethod
+    def task1(results: Sequence[Result]) -> list[dict]:
+        """``[{"index": N, "prediction": "real"|"fake"}]`` sorted by N (images only)."""
+        good = sorted((r for r in results if r.error is None), key=lambda r: r.index)
+        return [{"index": r.index, "prediction": r.verdict} for r in good]
+
+    @staticmethod
+    def rows(results: Sequence[Result]) -> list[list]:
+        return [
+            [
+                r.index,
+                r.name,
+                r.verdict,
+                round(r.p_fake, 4),
+                None if r.flip_eps is None else round(r.flip_eps * 255, 2),
+                r.strongest_band,
+            ]
+            for r in results
+            if r.error is None
+        ]
+
+    def summary(self, results: Sequence[Result], notes: Sequence[str]) -> str:
+        good = [r for r in results if r.error is None]
+        bad = [r for r in results if r.error is not None]
+        lines = []
+        if good:
+            fake = sum(r.verdict == "fake" for r in good)
+            lines.append(
+                f"Analysed {len(good)} image{'s' * (len(good) != 1)}: {fake} fake, "
+                f"{len(good) - fake} real (p(fake) >= {self.settings.threshold:.3f}: fake)."
+            )
+        if bad:
+            lines.append(f"**Could not read {len(bad)} file{'s' * (len(bad) != 1)}:**")
+            lines += [f"- `{r.name}`: {r.error}" for r in bad]
+        if good:
+            lines += [""] + list(notes)
+        return "\n".join(lines)
+
+    def describe(self, result: Result | None) -> str:
+        """The verdict panel of one image, in Markdown."""
+        if result is None:
+            return ""
+        size = self.settings.image_size
+        lines = [
+            f"## {result.verdict.upper()}: p(fake) = {result.p_fake:.3f}",
+            f"`{result.name}` (index {result.index}), seen at {size}x{size} "
+            f"({self.settings.resize_mode}); fake when p(fake) >= {self.settings.threshold:.3f}, "
+            f"{self.threshold_source}.",
+        ]
+        if self.gauge:
+            from pixelproof.attacks.spec import attack_spec, format_eps
+
+            attack = attack_spec({**self.gauge["attack"], "eps": self.gauge["max_eps"]})
+            name = f"{attack.name.upper()}-{attack.steps}"
+            if result.flip_eps is None:
+                gauge = f"{name} does not flip it within eps {format_eps(attack.eps)}"
+            else:
+                gauge = (
+                    f"{name} flips it at eps {format_eps(result.flip_eps)} (L-inf, 8-bit levels)"
+                )
+            lines.append(f"\n**Robustness:** {gauge}.")
+        if result.strongest_drop > 0:
+            frequencies = (
+                f"the fake logit rests most on the {result.strongest_band} cycles/pixel band "
+                f"(without it, it falls by {result.strongest_drop:.2f})"
+            )
+        else:
+            frequencies = "no frequency band carries evidence of a fake (removing one never lowers "
+            frequencies += "the fake logit)"
+        lines.append(f"\n**Frequencies:** {frequencies}.")
+        return "\n".join(lines)
+
+    @staticmethod
+    def describe_artifacts(result: Result | None) -> str:
+        if result is None or not result.artifacts:
+            return ""
+        lines = ["**Artifacts (CLIP zero-shot):**"]
+        for a in result.artifacts:
+            lines.append(f"- {a['name']}: {a['score']:.2f}, {a['region']} (box {a['box']})")
+        return "\n".join(lines)
+
+    # ---------------------------------------------------------------------------------- page
+
+    def ui(self):
+        """The Gradio page."""
+        gr = _gradio()
+
+        def detail(results: list, position) -> tuple:
+            chosen = next((r for r in results if str(r.position) == str(position)), None)
+            if chosen is None:
+                return "", None, None, None, ""
+            return (
+                self.describe(chosen),
+                chosen.overlay,
+                chosen.chart,
+                chosen.spectrum,
+                self.describe_artifacts(chosen),
+            )
+
+        def on_upload(files, progress=gr.Progress()) -> tuple:  # noqa: B008 (Gradio's way)
+            empty = gr.Dropdown(choices=[], value=None)
+            if not files:
+                return [], "", None, None, empty, "", None, None, None, ""
+            paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in files]
+            try:
+                progress(0, desc="Scoring and attributing")
+                results, notes = self.analyse(
+                    paths, lambda done, total: progress(done / total, desc=f"{done}/{total} images")
+                )
+            except Exception as err:  # a message on the page, the traceback in the log
+                log.exception("analysis failed")
+                text = f"**Could not analyse the upload:** {type(err).__name__}: {err}"
+                return [], text, None, None, empty, "", None, None, None, ""
+            good = [r for r in results if r.error is None]
+            table = json_file = None
+            if good:
+                import pandas as pd
+
+                table = pd.DataFrame(self.rows(results), columns=COLUMNS)
+                json_file = Path(tempfile.mkdtemp(prefix="pixelproof-")) / "predictions.json"
+                entries = self.task1(results)
+                json_file.write_text("[\n" + ",\n".join(json.dumps(e) for e in entries) + "\n]\n")
+            choices = [
+                (f"{r.index}: {r.name} ({r.verdict} {r.p_fake:.2f})", r.position) for r in good
+            ]
+            first = good[0].position if good else None
+            return (
+                results,
+                self.summary(results, notes),
+                table,
+                str(json_file) if json_file else None,
+                gr.Dropdown(choices=choices, value=first),
+                *detail(results, first),
+            )
+
+        settings = self.settings
+        header = (
+            f"# pixelproof: is this image real or generated?\n"
+            f"Detector `{Path(self.cfg.ckpt_path).name}` (images brought to "
+            f"{settings.image_size}x{settings.image_size} by {settings.resize_mode}; fake when "
+            f"p(fake) >= {settings.threshold:.3f}, {self.threshold_source}). Drop one image or "
+            "several, of any format, size and mode."
+        )
+        with gr.Blocks(title="pixelproof") as page:
+            results = gr.State([])
+            gr.Markdown(header)
+            files = gr.File(file_count="multiple", label="Images", elem_id="upload")
+            status = gr.Markdown(elem_id="status")
+            with gr.Row():
+                table = gr.Dataframe(
+                    headers=COLUMNS,
+                    label=self._table_label(),
+                    interactive=False,
+                    elem_id="table",
+                    scale=3,
+                )
+                download = gr.File(label="Task-1 JSON", elem_id="task1", scale=1)
+            choice = gr.Dropdown(label="Image shown below", choices=[], elem_id="choice")
+            verdict = gr.Markdown(elem_id="verdict")
+            overlay = gr.Image(label="Attribution of the fake logit", type="pil", elem_id="overlay")
+            with gr.Row():
+                chart = gr.Image(label="Frequency bands", type="pil", elem_id="bands")
+                spectrum = gr.Image(
+                    label="Spectrum (log magnitude)", type="pil", elem_id="spectrum"
+                )
+            artifacts = gr.Markdown(elem_id="artifacts", visible=self.scorer is not None)
+            shown = [verdict, overlay, chart, spectrum, artifacts]
+            files.change(on_upload, files, [results, status, table, download, choice, *shown])
+            choice.input(detail, [results, choice], shown)
+        return page
+
+    def _table_label(self) -> str:
+        label = "All images (sort from a column's menu)"
+        if self.gauge:
+            from pixelproof.attacks.spec import format_eps
+
+            label += (
+                "; flip_eps_255: the smallest PGD eps (in 1/255) that flips the verdict, blank "
+                f"when none up to {format_eps(self.gauge['max_eps'])} does"
+            )
+        return label
+
+    def launch(self, **kwargs):
+        gr = _gradio()
+        font = ["ui-sans-serif", "system-ui", "sans-serif"]
+        theme = gr.themes.Default(font=font, font_mono=["ui-monospace", "monospace"])
+        return self.ui().launch(theme=theme, **kwargs)
+
+
+def _gradio():
+    """Gradio, imported on first use (no analytics: the demo must run offline)."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    try:
+        import gradio
+    except ImportError:
+        raise SystemExit('The demo needs Gradio: pip install -e ".[app]" (or ".[dev]")') from None
+    return gradio
+
+
+def app(cfg: DictConfig, **launch_kwargs):
+    """Build the demo and serve it (blocks, unless ``prevent_thread_lock=True``)."""
+    demo = DetectorDemo(cfg)
+    return demo.launch(
+        server_name=cfg.server_name,
+        server_port=cfg.server_port,
+        max_file_size=cfg.get("max_file_size"),
+        **launch_kwargs,
+    )
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="app")
+def main(cfg: DictConfig) -> None:
+    app(cfg)
+
+
+if __name__ == "__main__":
+    main()
