@@ -66,7 +66,12 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("robustness"):
         from pixelproof.evaluation.robustness import robustness_report
 
-        robustness_report(model, loaders, cfg.robustness, output_dir)
+        source = None  # transfer attacks are crafted on another detector
+        if cfg.robustness.get("source_ckpt_path"):
+            from pixelproof.models.loading import load_detector
+
+            source = load_detector(cfg.robustness.source_ckpt_path).to(settings.device)
+        robustness_report(model, loaders, cfg.robustness, output_dir, source=source)
 
     for logger in instantiate_named(cfg.get("logger"), "logger"):
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))

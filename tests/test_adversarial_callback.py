@@ -1,6 +1,9 @@
 """The AdversarialAugmentation callback: what training_step sees, module modes, schedules,
-logging, configs, and tiny end-to-end runs for both detectors."""
+logging, N-FGSM training, the catastrophic-overfitting watch, configs, and tiny end-to-end runs
+for both detectors."""
 
+import logging
+import random
 from functools import partial
 
 import hydra
@@ -13,7 +16,12 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from pixelproof.attacks.module_modes import module_modes
 from pixelproof.attacks.spec import AttackSpec
-from pixelproof.callbacks.adversarial_augmentation import AdversarialAugmentation
+from pixelproof.callbacks.adversarial_augmentation import (
+    FGSM_ACC,
+    PGD_ACC,
+    AdversarialAugmentation,
+    detect_collapse,
+)
 from pixelproof.models.detector_module import DetectorModule
 from pixelproof.train import train
 
@@ -158,9 +166,94 @@ def test_robust_validation_logs_robust_accuracy_below_clean_accuracy():
     assert trainer.callback_metrics["val/robust_acc"] == 0.0
 
 
+def test_nfgsm_training_moves_pixels_beyond_eps():
+    """N-FGSM through the callback: noise of 2 eps plus a step of eps, never projected back."""
+    torch.manual_seed(0)
+    model, _ = fit([AdversarialAugmentation({"name": "nfgsm", "eps": EPS}, fraction=1.0)])
+    moved = torch.cat([moved_by(seen, clean_batch(i)[0]) for _, i, seen, _ in model.seen])
+    assert (moved <= 3 * EPS + 1e-6).all() and (moved > 2.5 * EPS).all()
+
+
+def history(*points: tuple[float, float]) -> list[dict[str, float]]:
+    return [{PGD_ACC: pgd, FGSM_ACC: fgsm} for pgd, fgsm in points]
+
+
+def test_detect_collapse_fires_on_catastrophic_overfitting():
+    # PGD accuracy falls from 0.45 to 0.05 while FGSM accuracy soars: the textbook collapse
+    collapsed = history((0.30, 0.40), (0.40, 0.50), (0.45, 0.55), (0.05, 0.85))
+    assert detect_collapse(collapsed)
+    assert not detect_collapse(collapsed[:3])  # before it
+    assert detect_collapse(history((0.45, 0.55), (0.20, 0.53)))  # FGSM stays (within slack)
+    assert not detect_collapse(history((0.45, 0.55), (0.30, 0.85)))  # a drop of 0.15 only
+    assert detect_collapse(history((0.45, 0.55), (0.30, 0.85)), drop=0.1)
+
+
+def test_detect_collapse_is_quiet_on_improvement_noise_and_plain_decline():
+    steady = history(*[(0.1 + 0.05 * i, 0.2 + 0.05 * i) for i in range(10)])
+    assert not any(detect_collapse(steady[: i + 1]) for i in range(len(steady)))
+    rng = random.Random(0)
+    noisy = history(*[(0.4 + rng.uniform(-0.08, 0.08), 0.5 + rng.uniform(-0.1, 0.1))
+                      for _ in range(50)])  # fmt: skip
+    assert not any(detect_collapse(noisy[: i + 1]) for i in range(len(noisy)))
+    # PGD and FGSM accuracy falling together: a model getting worse, not catastrophic overfitting
+    assert not detect_collapse(history((0.45, 0.60), (0.20, 0.30)))
+    assert not detect_collapse([]) and not detect_collapse(history((0.5, 0.5)))
+    # epochs without the two accuracies (no L-inf attack active) are skipped
+    assert detect_collapse([*history((0.45, 0.55)), {"val/acc": 0.9}, *history((0.1, 0.9))])
+
+
+def watched_fit(callback, weight: float = 200.0, n_val: int = 8):
+    """One epoch of the spy detector with a validation set whose margin (0.02) is below eps."""
+    model = SpyDetector()
+    model.net.weight.data.fill_(weight)
+    half = n_val // 2
+    val_images = torch.cat([torch.full((half, 3, 8, 8), 0.52), torch.full((half, 3, 8, 8), 0.48)])
+    val_labels = torch.tensor([1.0] * half + [0.0] * half)
+    val = DataLoader(TensorDataset(val_images, val_labels), batch_size=BATCH)
+    return fit([callback], model=model, val=val)
+
+
+def test_robust_validation_logs_fgsm_and_pgd_accuracy_on_at_most_robust_val_batches():
+    callback = AdversarialAugmentation(
+        {"name": "nfgsm", "eps": EPS}, robust_validation=True, robust_val_batches=1
+    )
+    _, trainer = watched_fit(callback, n_val=12)  # 3 validation batches
+    metrics = trainer.callback_metrics
+    assert metrics["val/acc"] == 1.0 and metrics["val/robust_acc"] <= 1.0
+    assert metrics[FGSM_ACC] == 0.0 and metrics[PGD_ACC] == 0.0  # margin 0.02 < eps
+    assert metrics["val/collapsed"] == 0.0  # one epoch: nothing to compare
+    assert callback._counts[PGD_ACC][1] == BATCH  # one batch of PGD, not three
+    assert callback._robust_total == 12  # the training attack still sees every batch
+    assert callback.history == [{"epoch": 0, "eps": EPS, PGD_ACC: 0.0, FGSM_ACC: 0.0}]
+    assert callback.collapse_attacks(0)[1].label == "pgd-10 eps=8/255"  # the training eps
+
+
+def test_a_collapse_is_logged_and_warned_once(caplog):
+    callback = AdversarialAugmentation(
+        {"name": "fgsm", "eps": EPS}, robust_validation=True, pgd_validation={"steps": 2}
+    )
+    # an earlier epoch at the same eps where PGD accuracy was high (and FGSM accuracy no higher)
+    callback.history = [{"epoch": -1, "eps": EPS, PGD_ACC: 0.9, FGSM_ACC: 0.0}]
+    with caplog.at_level(logging.WARNING):
+        _, trainer = watched_fit(callback)
+    assert trainer.callback_metrics["val/collapsed"] == 1.0
+    warnings = [r for r in caplog.records if "Catastrophic overfitting" in r.getMessage()]
+    assert len(warnings) == 1 and "fell from 0.900 (epoch -1) to 0.000" in warnings[0].getMessage()
+    assert callback.state_dict()["collapse_warned"] is True
+    # a larger eps later on (a schedule) is compared with its own epochs only
+    callback.history = [{"epoch": 0, "eps": EPS / 2, PGD_ACC: 0.9, FGSM_ACC: 0.0}]
+    callback.collapse_warned = False
+    _, trainer = watched_fit(callback)
+    assert trainer.callback_metrics["val/collapsed"] == 0.0
+
+
 def test_bad_callback_settings_are_refused():
-    with pytest.raises(ValueError, match="attack=fgsm\\|fgsm_rs\\|pgd\\|pgd_l2"):
+    with pytest.raises(ValueError, match="attack=fgsm\\|fgsm_rs\\|pgd\\|pgd_l2\\|nfgsm"):
         AdversarialAugmentation({})
+    with pytest.raises(ValueError, match="pgd_validation: attack name 'cw'"):
+        AdversarialAugmentation(AttackSpec("fgsm", EPS), pgd_validation={"name": "cw"})
+    with pytest.raises(ValueError, match="robust_val_batches=0 must be >= 1"):
+        AdversarialAugmentation(AttackSpec("fgsm", EPS), robust_val_batches=0)
     with pytest.raises(ValueError, match="fraction=0"):
         AdversarialAugmentation(AttackSpec("fgsm", EPS), fraction=0)
     with pytest.raises(ValueError, match="mode='mix'"):
@@ -179,7 +272,7 @@ def test_configs_select_the_attack_and_refuse_attack_none(train_overrides):
     callback = hydra.utils.instantiate(cfg.callbacks.adversarial)
     assert callback.attack == AttackSpec("pgd", 0.03, None, 7, True)
     assert "model_checkpoint" in cfg.callbacks  # the default callbacks are still there
-    with pytest.raises(Exception, match="pass attack=fgsm\\|fgsm_rs\\|pgd\\|pgd_l2"):
+    with pytest.raises(Exception, match="pass attack=fgsm\\|fgsm_rs\\|pgd\\|pgd_l2\\|nfgsm"):
         hydra.utils.instantiate(
             compose_config("train", *train_overrides, "callbacks=adversarial").callbacks.adversarial
         )
@@ -188,6 +281,23 @@ def test_configs_select_the_attack_and_refuse_attack_none(train_overrides):
     )
     labels = [curriculum.active_attack(epoch).label for epoch in range(4)]
     assert labels == ["fgsm eps=4/255", "fgsm eps=8/255", "pgd-7 eps=8/255", "pgd-7 eps=8/255"]
+
+
+def test_adversarial_config_trains_with_nfgsm_and_watches_for_collapse():
+    watch = "callbacks.adversarial.robust_validation=true"
+    cfg = compose_config("train", "callbacks=adversarial", "attack=nfgsm", watch)
+    callback = hydra.utils.instantiate(cfg.callbacks.adversarial)
+    assert callback.attack == AttackSpec("nfgsm", 8 / 255, None, k=2.0)
+    assert callback.robust_validation and callback.robust_val_batches == 10
+    assert callback.pgd_validation == AttackSpec("pgd", 1.0, steps=10) and callback.pgd_eps is None
+    assert (callback.collapse_drop, callback.collapse_fgsm_slack) == (0.2, 0.05)
+    fixed = compose_config(
+        "train", "callbacks=adversarial", "attack=pgd",
+        "callbacks.adversarial.pgd_validation.steps=20",
+        "callbacks.adversarial.pgd_validation.eps=4/255",
+    )  # fmt: skip
+    callback = hydra.utils.instantiate(fixed.callbacks.adversarial)
+    assert callback.collapse_attacks(0)[1].label == "pgd-20 eps=4/255"
 
 
 def test_end_to_end_wavefreq(train_overrides):

@@ -4,6 +4,19 @@ The ``attack`` config group and the adversarial schedule's entries parse here.
 Budgets are in [0,1] pixel units; ``"8/255"`` strings are accepted so configs and command lines
 can say what they mean (``attack.eps=8/255``). Adding an attack is one :data:`ATTACKS` entry and
 one ``conf/attack/<name>.yaml``.
+
+**AutoAttack and a one-logit detector.** Every attack sees a detector through
+:class:`~pixelproof.attacks.two_class.TwoClassLogits` (``[-z/2, z/2]``), a two-class model. Of
+AutoAttack's four attacks (Croce & Hein 2020) two apply as they are and are registered here:
+APGD-CE (``apgd``: its cross-entropy is the detector's BCE) and the black-box Square attack
+(``square``: its margin loss is the logit ``z`` itself). The other two do not. APGD-DLR's loss
+divides by ``z_(1) - z_(3)``, the gap to the *third* largest logit, which needs >= 3 classes
+(torchattacks indexes past the second); the targeted APGD-T and FAB-T take each of the top
+other classes as a target in turn, and with two classes the only target is the other class, so
+targeting it is the untargeted attack again (APGD-T's targeted DLR loss also needs >= 4
+classes: it divides by ``z_(1) - (z_(3) + z_(4)) / 2``). So AutoAttack's ensemble on a
+one-logit detector reduces to APGD-CE followed by Square, which is what ``robustness=strong``
+runs.
 """
 
 from collections.abc import Callable, Mapping
@@ -21,7 +34,11 @@ class AttackKind:
     summary: what it does (for docs and errors). build: ``(model, spec) -> torchattacks.Attack``,
     where ``model`` maps images to ``[B, classes]`` logits. default_alpha: the step size when
     ``alpha`` is null, from ``(eps, steps)``. iterative: its label shows the step count.
-    l2: eps is an L2 radius (no [0,1] cap).
+    l2: eps is an L2 radius (no [0,1] cap). options: the :class:`AttackSpec` fields besides
+    ``name`` and ``eps`` it reads; a config that sets another one is refused (it would be
+    silently ignored). gradients: it differentiates through the model (white-box); ``False``
+    for a black-box (query-only) attack. tag: the name part of its label, when the default
+    (``name`` or ``name-steps``) says too little.
     """
 
     summary: str
@@ -29,6 +46,9 @@ class AttackKind:
     default_alpha: Callable[[float, int], float] = lambda eps, steps: eps
     iterative: bool = False
     l2: bool = False
+    options: tuple[str, ...] = ("alpha", "steps", "random_start")
+    gradients: bool = True
+    tag: Callable[["AttackSpec"], str] | None = None
 
 
 def _fgsm(model, spec):
@@ -52,12 +72,41 @@ def _pgd(model, spec):
     )
 
 
+def _nfgsm(model, spec):
+    from pixelproof.attacks.nfgsm import NFGSM
+
+    return NFGSM(model, eps=spec.eps, alpha=spec.step_size, k=spec.k)
+
+
+def _apgd(model, spec):
+    from pixelproof.attacks.autoattack import APGDCE
+
+    return APGDCE(model, eps=spec.eps, steps=spec.steps, n_restarts=spec.n_restarts)
+
+
+def _square(model, spec):
+    from pixelproof.attacks.autoattack import SquareLinf
+
+    return SquareLinf(model, eps=spec.eps, n_queries=spec.n_queries, n_restarts=spec.n_restarts)
+
+
+def _apgd_tag(spec: "AttackSpec") -> str:
+    restarts = f"x{spec.n_restarts}" if spec.n_restarts > 1 else ""
+    return f"apgd-ce-{spec.steps}{restarts}"
+
+
+def _square_tag(spec: "AttackSpec") -> str:
+    restarts = f"x{spec.n_restarts}" if spec.n_restarts > 1 else ""
+    return f"square-{spec.n_queries}{restarts}"
+
+
 ATTACKS: dict[str, AttackKind] = {
-    "fgsm": AttackKind("one signed-gradient step of eps", _fgsm),
+    "fgsm": AttackKind("one signed-gradient step of eps", _fgsm, options=()),
     "fgsm_rs": AttackKind(
         "FGSM from a uniform random start (Wong et al. 2020's fast adversarial training)",
         _fgsm_rs,
         default_alpha=lambda eps, steps: 1.25 * eps,
+        options=("alpha",),
     ),
     "pgd": AttackKind(
         "L-inf PGD with random start (Madry et al. 2018)",
@@ -71,6 +120,29 @@ ATTACKS: dict[str, AttackKind] = {
         default_alpha=lambda eps, steps: 2.5 * eps / steps,
         iterative=True,
         l2=True,
+    ),
+    "nfgsm": AttackKind(
+        "N-FGSM (de Jorge et al. 2022): FGSM step of alpha (eps) from uniform noise in "
+        "[-k eps, k eps], no projection onto the eps ball; single-step training that does not "
+        "collapse",
+        _nfgsm,
+        options=("alpha", "k"),
+    ),
+    "apgd": AttackKind(
+        "APGD-CE (Croce & Hein 2020), AutoAttack's first stage: L-inf, step-size free, "
+        "n_restarts random restarts",
+        _apgd,
+        iterative=True,
+        options=("steps", "n_restarts"),
+        tag=_apgd_tag,
+    ),
+    "square": AttackKind(
+        "Square attack (Andriushchenko et al. 2020), AutoAttack's black-box stage: L-inf random "
+        "search of n_queries queries per restart, no gradients",
+        _square,
+        options=("n_queries", "n_restarts"),
+        gradients=False,
+        tag=_square_tag,
     ),
 }
 CHOOSE = "pass attack=" + "|".join(ATTACKS)
@@ -94,8 +166,10 @@ class AttackSpec:
 
     name: a key of :data:`ATTACKS`. eps: radius of the ball (L-inf, or L2 for ``pgd_l2``) in
     [0,1] pixel units. alpha: step size; ``None`` picks the attack's usual one (1.25 eps for
-    ``fgsm_rs``, 2.5 eps / steps for PGD). steps: iterations of an iterative attack.
-    random_start: PGD starts from a random point in the ball.
+    ``fgsm_rs``, 2.5 eps / steps for PGD, eps for N-FGSM). steps: iterations of an iterative
+    attack. random_start: PGD starts from a random point in the ball. n_restarts: APGD and
+    Square restarts (each attacks the images still classified correctly). n_queries: Square's
+    queries per restart. k: N-FGSM's noise, uniform in ``[-k eps, k eps]``.
     """
 
     name: str
@@ -103,6 +177,9 @@ class AttackSpec:
     alpha: float | None = None
     steps: int = 10
     random_start: bool = True
+    n_restarts: int = 1
+    n_queries: int = 1000
+    k: float = 2.0
 
     def __post_init__(self) -> None:
         if self.name not in ATTACKS:
@@ -118,6 +195,12 @@ class AttackSpec:
             raise ValueError(f"attack.alpha={self.alpha} must be > 0 (or null for the default)")
         if self.steps < 1:
             raise ValueError(f"attack.steps={self.steps} must be >= 1")
+        if self.n_restarts < 1:
+            raise ValueError(f"attack.n_restarts={self.n_restarts} must be >= 1")
+        if self.n_queries < 1:
+            raise ValueError(f"attack.n_queries={self.n_queries} must be >= 1")
+        if self.k < 0:
+            raise ValueError(f"attack.k={self.k} must be >= 0 (N-FGSM's noise, in units of eps)")
 
     @property
     def step_size(self) -> float:
@@ -128,8 +211,20 @@ class AttackSpec:
     @property
     def label(self) -> str:
         """Short name for logs and tables, e.g. ``pgd-7 eps=8/255``."""
-        name = f"{self.name}-{self.steps}" if ATTACKS[self.name].iterative else self.name
-        return f"{name} eps={format_eps(self.eps)}"
+        return f"{self.tag} eps={format_eps(self.eps)}"
+
+    @property
+    def tag(self) -> str:
+        """The label without the budget, e.g. ``pgd-7`` or ``apgd-ce-50x2`` (2 restarts)."""
+        kind = ATTACKS[self.name]
+        if kind.tag is not None:
+            return kind.tag(self)
+        return f"{self.name}-{self.steps}" if kind.iterative else self.name
+
+    @property
+    def gradients(self) -> bool:
+        """Whether the attack differentiates through the model (white-box)."""
+        return ATTACKS[self.name].gradients
 
     def build(self, model: nn.Module):
         """The torchattacks object of this attack against ``model`` (images -> class logits)."""
@@ -155,6 +250,17 @@ def attack_spec(config: Mapping | AttackSpec | None, where: str = "attack") -> A
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"{where} has unknown keys {unknown}; allowed: {sorted(known)}")
+    if values.get("name") in ATTACKS:
+        kind = ATTACKS[values["name"]]
+        defaults = {f.name: f.default for f in fields(AttackSpec)}
+        ignored = sorted(
+            key
+            for key, value in values.items()
+            if key not in ("name", "eps", *kind.options) and value not in (None, defaults[key])
+        )
+        if ignored:
+            takes = ", ".join(["eps", *kind.options])
+            raise ValueError(f"{where}: {values['name']} does not use {ignored} (it takes {takes})")
     if "eps" not in values:
         raise ValueError(f"{where} needs an eps ([0,1] pixel units, e.g. {where}.eps=8/255)")
     values["eps"] = pixel_value(values["eps"], f"{where}.eps")

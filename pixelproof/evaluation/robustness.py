@@ -1,13 +1,37 @@
-"""Robust evaluation: ACC@0.5 and AP of a detector, clean, under white-box attacks over an eps
-grid, and under RINE's non-adversarial perturbations; per generator and their unweighted mean
-(the RINE / UFD protocol). Writes ``robustness.csv`` (long format), ``robustness.md`` and
-``robustness.png`` (accuracy vs eps, one line per attack).
+"""Robust evaluation: ACC@0.5 and AP of a detector, clean, under attacks over an eps grid, and
+under RINE's non-adversarial perturbations; per generator and their unweighted mean (the RINE /
+UFD protocol). Writes ``robustness.csv`` (long format), ``robustness.md`` and ``robustness.png``
+(accuracy vs eps, one line per attack).
+
+Attacks are of three threats: white-box (gradients of the evaluated detector: FGSM, PGD,
+APGD-CE), black-box (queries only: Square) and transfer (crafted with the gradients of another
+detector, ``source``, and scored on the evaluated one; rows ``transfer pgd-10 eps=4/255``).
+
+**Masking checks** (``masking_checks``; Carlini et al. 2019, "On Evaluating Adversarial
+Robustness"): a robust accuracy is only believed when the attacks behave as attacks do. Each
+violation is written into the ``flags`` column next to the number it concerns (never instead
+of it) and listed under "Masking checks" in ``robustness.md``:
+
+- ``large-eps``: at a large eps (64/255) PGD must bring accuracy to ~0 (at most
+  ``large_eps_max_acc``): images can be made into anything there, so an attack that cannot
+  get there is not following the gradient (masked, shattered or vanishing gradients).
+- ``more-effort``: an attack with more steps, restarts or queries (PGD-50 vs PGD-10, APGD with
+  more restarts) is never weaker than the same attack with fewer at the same eps.
+- ``black-box``: a black-box or transfer attack is never more successful than the best
+  white-box attack at the same eps (the white-box ones see strictly more).
+- ``eps-monotone``: the accuracy under each attack never rises with eps (clean counts as eps 0).
+
+Differences within ``tolerance`` are sampling noise and are not flagged. The checks run on the
+mean over generators and on each generator. A flag asks for a look, not for a verdict: Square
+with few queries is a noisy random search and can trip ``eps-monotone`` or stay far above the
+white-box attacks on its own, and small test sets make every difference coarse.
 """
 
 import csv
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
@@ -17,46 +41,158 @@ from tqdm.auto import tqdm
 
 from pixelproof.attacks.craft import craft
 from pixelproof.attacks.module_modes import eval_mode
-from pixelproof.attacks.spec import attack_spec, pixel_value
+from pixelproof.attacks.spec import ATTACKS, AttackSpec, attack_spec, format_eps, pixel_value
 from pixelproof.evaluation.generator_table import MEAN, generator_table
 from pixelproof.evaluation.perturbations import perturbation
 
 log = logging.getLogger(__name__)
 
-CSV_COLUMNS = ["condition", "kind", "name", "strength", "generator", "acc", "ap", "images"]
+CSV_COLUMNS = ["condition", "kind", "name", "strength", "generator", "acc", "ap", "images", "flags"]
 # strength of each perturbation, as the table shows it
 STRENGTH_NAMES = {"jpeg": "quality", "blur": "sigma", "noise": "std", "crop": "fraction"}
+WHITE_BOX, BLACK_BOX, TRANSFER = "white-box", "black-box", "transfer"
+# the attack options that make an attack stronger when raised (check "more-effort")
+EFFORT = ("steps", "n_restarts", "n_queries")
 
 Transform = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
 
 
 @dataclass(frozen=True)
 class Condition:
-    """One row of the table: how the test images are altered before the detector sees them."""
+    """One row of the table: how the test images are altered before the detector sees them.
 
-    kind: str  # clean | attack | perturbation
-    name: str  # clean, fgsm, pgd, jpeg, blur, ...
+    kind: ``clean``, ``attack`` (the grid's attacks), ``transfer``, ``check`` (attacks that only
+    the masking checks asked for) or ``perturbation``. threat: ``white-box``, ``black-box`` or
+    ``transfer`` for attacks, empty otherwise. role: ``large_eps`` for the masking check's
+    large-eps attack.
+    """
+
+    kind: str
+    name: str  # clean, fgsm, pgd, apgd, square, jpeg, blur, ...
     strength: float  # eps for attacks, the perturbation's parameter otherwise, 0 when clean
     label: str
     apply: Transform
+    spec: AttackSpec | None = None
+    threat: str = ""
+    role: str = ""
+
+    @property
+    def series(self) -> str:
+        """The attack without its eps (``pgd-10``, ``transfer pgd-10``): one line of the plot."""
+        return self.label.split(" eps=")[0]
 
 
-def robustness_conditions(cfg: Mapping) -> list[Condition]:
-    """Clean first, then every attack at every eps, then every perturbation at every strength."""
+@dataclass(frozen=True)
+class MaskingChecks:
+    """The ``masking_checks`` block of a robustness config (see the module docstring)."""
+
+    tolerance: float = 0.02
+    large_eps: float = 64 / 255
+    large_eps_attack: Mapping = field(default_factory=lambda: {"name": "pgd", "steps": 10})
+    large_eps_max_acc: float = 0.05
+    stronger: tuple[Mapping, ...] = ({"name": "pgd", "steps": 50},)
+    stronger_eps: tuple[float, ...] | None = None  # None: every eps of the grid
+
+
+def masking_checks(config: Mapping | None) -> MaskingChecks | None:
+    """Parse ``robustness.masking_checks``; ``None``, ``{}`` or ``enabled: false``: no checks."""
+    where = "robustness.masking_checks"
+    if config is None or isinstance(config, MaskingChecks):
+        return config
+    values = dict(config)
+    if not values or not values.pop("enabled", True):
+        return None
+    known = {f.name for f in fields(MaskingChecks)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(
+            f"{where} has unknown keys {unknown}; allowed: {sorted(known | {'enabled'})}"
+        )
+    for key in ("tolerance", "large_eps", "large_eps_max_acc"):
+        if key in values:
+            values[key] = pixel_value(values[key], f"{where}.{key}")
+            if values[key] < 0:
+                raise ValueError(f"{where}.{key}={values[key]} must be >= 0")
+    if "large_eps_attack" in values:  # over the default, so {steps: 20} is PGD-20
+        values["large_eps_attack"] = {
+            **MaskingChecks().large_eps_attack,
+            **dict(values["large_eps_attack"] or {}),
+        }
+    if "stronger" in values:
+        values["stronger"] = tuple(dict(a) for a in values["stronger"] or [])
+    if values.get("stronger_eps") is not None:
+        values["stronger_eps"] = tuple(
+            pixel_value(e, f"{where}.stronger_eps[{i}]")
+            for i, e in enumerate(values["stronger_eps"])
+        )
+    return MaskingChecks(**values)
+
+
+def _attack_condition(
+    spec: AttackSpec, kind: str, source: nn.Module | None = None, role: str = ""
+) -> Condition:
+    if source is not None:
+        return Condition(
+            kind, spec.name, spec.eps, f"transfer {spec.label}",
+            lambda model, x, y, g, spec=spec: craft(source, spec, x, y),
+            spec, TRANSFER, role,
+        )  # fmt: skip
+    return Condition(
+        kind, spec.name, spec.eps, spec.label,
+        lambda model, x, y, g, spec=spec: craft(model, spec, x, y),
+        spec, WHITE_BOX if spec.gradients else BLACK_BOX, role,
+    )  # fmt: skip
+
+
+def _gradient_attack(attack: Mapping) -> bool:
+    kind = ATTACKS.get(dict(attack).get("name"))
+    return kind is None or kind.gradients  # an unknown name is refused by attack_spec later
+
+
+def robustness_conditions(cfg: Mapping, source: nn.Module | None = None) -> list[Condition]:
+    """Clean first, then every attack at every eps, the transfer attacks (crafted on ``source``,
+    when given), the attacks the masking checks need, then every perturbation at every
+    strength."""
     conditions = [Condition("clean", "clean", 0.0, "clean", lambda model, x, y, g: x)]
     grid = [pixel_value(eps, f"robustness.eps[{i}]") for i, eps in enumerate(cfg.get("eps") or [])]
-    for i, attack in enumerate(cfg.get("attacks") or []):
+    attacks = list(cfg.get("attacks") or [])
+    for i, attack in enumerate(attacks):
         for eps in grid:
             spec = attack_spec({**dict(attack), "eps": eps}, f"robustness.attacks[{i}]")
-            conditions.append(
-                Condition(
-                    "attack",
-                    spec.name,
-                    eps,
-                    spec.label,
-                    lambda model, x, y, g, spec=spec: craft(model, spec, x, y),
-                )
-            )
+            conditions.append(_attack_condition(spec, "attack"))
+    if source is not None:
+        transfer = cfg.get("transfer_attacks")
+        where = "robustness.transfer_attacks"
+        if transfer is None:  # the gradient attacks of the grid
+            where = "robustness.attacks"
+            transfer = [a for a in attacks if _gradient_attack(a)]
+        for i, attack in enumerate(transfer):
+            for eps in grid:
+                spec = attack_spec({**dict(attack), "eps": eps}, f"{where}[{i}]")
+                if not spec.gradients:
+                    raise ValueError(f"{where}[{i}]: {spec.name} uses no gradients to transfer")
+                conditions.append(_attack_condition(spec, "transfer", source))
+    checks = masking_checks(cfg.get("masking_checks"))
+    if checks is not None:
+        where = "robustness.masking_checks"
+        large = attack_spec(
+            {**checks.large_eps_attack, "eps": checks.large_eps}, f"{where}.large_eps_attack"
+        )
+        extra = [_attack_condition(large, "check", role="large_eps")]
+        for i, attack in enumerate(checks.stronger):
+            for eps in grid if checks.stronger_eps is None else checks.stronger_eps:
+                spec = attack_spec({**attack, "eps": eps}, f"{where}.stronger[{i}]")
+                extra.append(_attack_condition(spec, "check"))
+        labels = {c.label for c in conditions}
+        for condition in extra:  # an attack the grid already runs is not run twice
+            if condition.label not in labels:
+                conditions.append(condition)
+                labels.add(condition.label)
+            elif condition.role:  # the grid's own row is the large-eps check
+                conditions = [
+                    replace(c, role=condition.role) if c.label == condition.label else c
+                    for c in conditions
+                ]
     for name, strengths in (cfg.get("perturbations") or {}).items():
         function = perturbation(name)
         for strength in strengths:
@@ -70,7 +206,76 @@ def robustness_conditions(cfg: Mapping) -> list[Condition]:
                     lambda model, x, y, g, f=function, v=value: f(x, v, g),
                 )
             )
+    labels = [c.label for c in conditions]
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        raise ValueError(f"robustness lists these conditions more than once: {repeated}")
     return conditions
+
+
+def _stronger(strong: AttackSpec, weak: AttackSpec) -> bool:
+    """``strong`` is ``weak`` with more steps, restarts or queries (and no fewer of any)."""
+    if strong.name != weak.name:
+        return False
+    options = [o for o in EFFORT if o in ATTACKS[strong.name].options]
+    more = [getattr(strong, o) - getattr(weak, o) for o in options]
+    return bool(more) and min(more) >= 0 and max(more) > 0
+
+
+def masking_flags(
+    conditions: Sequence[Condition], acc: Mapping[str, float], checks: MaskingChecks
+) -> dict[str, list[str]]:
+    """The masking checks on one set of accuracies (``{condition label: ACC}``): ``{label:
+    [flag, ...]}`` for every condition, each flag ``"<check>: <what was seen>"``."""
+    flags: dict[str, list[str]] = {c.label: [] for c in conditions}
+    tol = checks.tolerance
+    attacks = [c for c in conditions if c.kind in ("attack", "check", "transfer")]
+    attacks = [c for c in attacks if not math.isnan(acc.get(c.label, math.nan))]
+    # (a) a large eps brings accuracy to ~0
+    for c in attacks:
+        if c.role == "large_eps" and acc[c.label] > checks.large_eps_max_acc:
+            flags[c.label].append(
+                f"large-eps: ACC {acc[c.label]:.3f} > {checks.large_eps_max_acc:g} at "
+                f"eps={format_eps(c.strength)}"
+            )
+    # (b) more steps / restarts / queries never weaken an attack
+    own = [c for c in attacks if c.threat != TRANSFER]
+    for strong in own:
+        for weak in own:
+            if (
+                weak.strength == strong.strength
+                and _stronger(strong.spec, weak.spec)
+                and acc[strong.label] > acc[weak.label] + tol
+            ):
+                flags[strong.label].append(
+                    f"more-effort: ACC {acc[strong.label]:.3f} > {acc[weak.label]:.3f} under "
+                    f"{weak.spec.tag}"
+                )
+    # (c) black-box and transfer attacks never beat the white-box ones
+    for outside in (c for c in attacks if c.threat in (BLACK_BOX, TRANSFER)):
+        white = [c for c in attacks if c.threat == WHITE_BOX and c.strength == outside.strength]
+        if not white:
+            continue
+        best = min(white, key=lambda c: acc[c.label])
+        if acc[outside.label] < acc[best.label] - tol:
+            flags[outside.label].append(
+                f"black-box: ACC {acc[outside.label]:.3f} < {acc[best.label]:.3f}, the best "
+                f"white-box ({best.spec.tag})"
+            )
+    # (d) accuracy never rises with eps (clean is eps 0); transfer attacks are not the evaluated
+    # model's own, so they are left out
+    clean = acc.get("clean", math.nan)
+    for series in dict.fromkeys(c.series for c in own):
+        lowest, at = clean, 0.0
+        for c in sorted((c for c in own if c.series == series), key=lambda c: c.strength):
+            if acc[c.label] > lowest + tol:
+                where = f"at eps={format_eps(at)}" if at else "clean"
+                flags[c.label].append(
+                    f"eps-monotone: ACC {acc[c.label]:.3f} > {lowest:.3f} {where}"
+                )
+            if not acc[c.label] >= lowest:
+                lowest, at = acc[c.label], c.strength
+    return flags
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -93,22 +298,32 @@ def robustness_report(
     loaders: Mapping[str, DataLoader],
     cfg: Mapping,
     output_dir: Path,
+    source: nn.Module | None = None,
 ) -> list[dict]:
     """Evaluate ``model`` under every condition of ``cfg`` (a ``conf/robustness`` node).
 
     model: a detector (``[B,3,H,W]`` in [0,1] -> ``[B]`` logits) on its device; it runs in eval
     mode and gets its modules' modes back. loaders: one test loader per generator, batches
-    ``(images, labels)`` with fake = 1. Attacks are white-box against ``model``; random starts
-    and noise come from ``cfg.seed`` (the global RNG is left as it was).
+    ``(images, labels)`` with fake = 1. source: the detector transfer attacks are crafted on
+    (``cfg.source_ckpt_path`` loaded by the caller, :func:`pixelproof.eval.evaluate`), on the
+    same device; none: no transfer rows. Random starts and noise come from ``cfg.seed`` (the
+    global RNG is left as it was).
 
     Returns one row per condition (clean first): ``condition, kind, name, strength, acc, ap``
-    (means over generators), ``acc_drop`` (clean ACC minus this ACC) and ``<generator>/acc``,
-    ``<generator>/ap``. The CSV has the same numbers in long format (``generator`` = ``mean``
-    for the means).
+    (means over generators), ``acc_drop`` (clean ACC minus this ACC), ``flags`` (the masking
+    checks' findings, ``"; "``-joined, per-generator ones prefixed with the generator) and
+    ``<generator>/acc``, ``<generator>/ap``. The CSV has the same numbers in long format
+    (``generator`` = ``mean`` for the means).
     """
     if not loaders:
         raise ValueError("robustness_report needs at least one test loader (one per generator)")
-    conditions = robustness_conditions(cfg)
+    if cfg.get("source_ckpt_path") and source is None:
+        raise ValueError(
+            "robustness.source_ckpt_path is set but no source detector was passed: load it "
+            "with pixelproof.models.loading.load_detector (pixelproof.eval does)"
+        )
+    conditions = robustness_conditions(cfg, source)
+    checks = masking_checks(cfg.get("masking_checks"))
     seed = int(cfg.get("seed") or 0)
     max_batches = cfg.get("max_batches")
     device = _device(model)
@@ -166,11 +381,38 @@ def robustness_report(
     for row in long_rows:
         row["images"] = images[row["generator"]]
 
+    # masking checks: on the mean and on every generator
+    findings = {}  # (label, generator) -> flags
+    if checks is not None:
+        for generator in [MEAN, *loaders]:
+            key = "acc" if generator == MEAN else f"{generator}/acc"
+            accs = {r["condition"]: r[key] for r in rows}
+            for label, flags in masking_flags(conditions, accs, checks).items():
+                findings[label, generator] = flags
+    for row in long_rows:
+        row["flags"] = "; ".join(findings.get((row["condition"], row["generator"]), []))
+    for row in rows:
+        mean_flags = findings.get((row["condition"], MEAN), [])
+        own = [f"{g}: {f}" for g in loaders for f in findings.get((row["condition"], g), [])]
+        row["flags"] = "; ".join(mean_flags + (own if len(loaders) > 1 else []))
+
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     write_csv(long_rows, output_dir / "robustness.csv")
-    (output_dir / "robustness.md").write_text(markdown_table(rows) + "\n")
-    plot_accuracy_vs_eps(rows, output_dir / "robustness.png")
+    text = markdown_table(rows, checks is not None)
+    text += "\n\n" + masking_section(rows, checks)
+    if source is not None:
+        where = cfg.get("source_ckpt_path") or "a detector passed to robustness_report"
+        text += f"\n\nTransfer attacks crafted on {where}, scored on the evaluated detector."
+    (output_dir / "robustness.md").write_text(text + "\n")
+    grid = [c.strength for c in conditions if c.kind == "attack"] or [0.0]
+    plot_accuracy_vs_eps(rows, output_dir / "robustness.png", max_eps=max(grid))
+    flagged = [r for r in rows if r["flags"]]
+    if flagged:
+        log.warning(
+            "Masking checks raised flags on %d of %d rows (see %s): %s",
+            len(flagged), len(rows), output_dir / "robustness.md", flagged[0]["flags"],
+        )  # fmt: skip
     log.info("Robustness table: %s", output_dir / "robustness.md")
     return rows
 
@@ -186,40 +428,93 @@ def write_csv(rows: list[dict], path: Path) -> None:
         writer.writerows(rows)
 
 
-def markdown_table(rows: list[dict]) -> str:
-    """Mean ACC / AP over generators per condition, and the accuracy lost to it."""
-    lines = [
-        "| condition | kind | ACC | AP | ACC drop |",
-        "| --- | --- | --- | --- | --- |",
-    ]
+CHECKS = ("large-eps", "more-effort", "black-box", "eps-monotone")
+
+
+def _codes(flags: str) -> str:
+    """A row's flags by check: ``"black-box: ...; a: eps-monotone: ...; b: eps-monotone: ..."``
+    -> ``"black-box, eps-monotone (a, b)"`` (generators named only where the mean passed)."""
+    mean, generators = {}, {}
+    for flag in filter(None, flags.split("; ")):
+        parts = flag.split(": ")
+        if parts[0] in CHECKS:
+            mean[parts[0]] = True
+        else:
+            generators.setdefault(parts[1], []).append(parts[0])
+    codes = list(mean)
+    codes += [f"{c} ({', '.join(g)})" for c, g in generators.items() if c not in mean]
+    return ", ".join(codes)
+
+
+def markdown_table(rows: list[dict], flags: bool = False) -> str:
+    """Mean ACC / AP over generators per condition, and the accuracy lost to it; with the
+    masking checks on, a ``flags`` column names the checks a row failed."""
+    header = "| condition | kind | ACC | AP | ACC drop |" + (" flags |" if flags else "")
+    lines = [header, "|" + " --- |" * (header.count("|") - 1)]
     for row in rows:
-        lines.append(
+        line = (
             f"| {row['condition']} | {row['kind']} | {row['acc']:.3f} | {row['ap']:.3f} "
             f"| {row['acc_drop']:+.3f} |"
         )
+        lines.append(line + (f" {_codes(row['flags'])} |" if flags else ""))
     return "\n".join(lines)
 
 
-def plot_accuracy_vs_eps(rows: list[dict], path: Path) -> None:
-    """Mean ACC against eps (in 1/255), one line per attack, starting from the clean ACC."""
+def masking_section(rows: list[dict], checks: MaskingChecks | None) -> str:
+    """What the masking checks found, one line per flag (or that they passed, or were off)."""
+    if checks is None:
+        return "Masking checks: off (robustness.masking_checks)."
+    lines = [
+        "## Masking checks",
+        "",
+        f"Carlini et al. 2019: PGD at eps={format_eps(checks.large_eps)} leaves ACC <= "
+        f"{checks.large_eps_max_acc:g} (large-eps); more steps / restarts / queries never "
+        "weaken an attack (more-effort); black-box and transfer attacks never beat the best "
+        "white-box one (black-box); ACC never rises with eps (eps-monotone). Tolerance "
+        f"{checks.tolerance:g} ACC, on the mean and on each generator.",
+        "",
+    ]
+    flagged = [(r["condition"], f) for r in rows for f in r["flags"].split("; ") if f]
+    if not flagged:
+        lines.append("No flag raised.")
+    else:
+        lines.append(f"**{len(flagged)} flag(s) raised** (possible gradient masking):")
+        lines.append("")
+        lines += [f"- `{condition}`: {flag}" for condition, flag in flagged]
+    return "\n".join(lines)
+
+
+def plot_accuracy_vs_eps(rows: list[dict], path: Path, max_eps: float | None = None) -> None:
+    """Mean ACC against eps (in 1/255), one line per attack (white-box, black-box, transfer and
+    the checks' extra attacks up to ``max_eps``), starting from the clean ACC; points whose row
+    carries a masking flag are ringed in red."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     clean = rows[0]["acc"]
-    figure, axes = plt.subplots(figsize=(5, 3.5))
-    labels = {r["condition"].split(" eps=")[0] for r in rows if r["kind"] == "attack"}
-    for label in sorted(labels):
-        points = [(r["strength"], r["acc"]) for r in rows if r["condition"].startswith(label + " ")]
-        eps, acc = zip(*sorted([(0.0, clean), *points]))
-        axes.plot([e * 255 for e in eps], acc, marker="o", label=label)
+    attacks = [r for r in rows if r["kind"] in ("attack", "transfer", "check")]
+    if max_eps is not None:
+        attacks = [r for r in attacks if r["strength"] <= max_eps + 1e-9]
+    figure, axes = plt.subplots(figsize=(6, 4))
+    series = dict.fromkeys(r["condition"].split(" eps=")[0] for r in attacks)
+    for label in series:
+        points = [r for r in attacks if r["condition"].split(" eps=")[0] == label]
+        eps, acc = zip(*sorted([(0.0, clean), *((r["strength"], r["acc"]) for r in points)]))
+        style = "--" if label.startswith("transfer ") else "-"
+        axes.plot([e * 255 for e in eps], acc, style, marker="o", markersize=4, label=label)
+        bad = [(r["strength"] * 255, r["acc"]) for r in points if r["flags"]]
+        if bad:
+            axes.scatter(*zip(*bad), s=120, facecolors="none", edgecolors="red", linewidths=1.5)
     axes.axhline(0.5, color="grey", linestyle=":", linewidth=1, label="chance")
     axes.set_xlabel("eps (x 1/255; the L2 norm for pgd_l2)")
     axes.set_ylabel("ACC@0.5, mean over generators")
     axes.set_ylim(0, 1)
-    axes.legend()
-    axes.set_title(f"Accuracy under attack (clean ACC {clean:.3f})", fontsize=9)
+    axes.legend(fontsize=7)
+    flagged = sum(bool(r["flags"]) for r in rows)
+    note = f"; {flagged} masking flag(s), ringed" if flagged else ""
+    axes.set_title(f"Accuracy under attack (clean ACC {clean:.3f}{note})", fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
