@@ -59,3 +59,15 @@ def test_a_small_basic_block_member_of_the_family_from_a_spec():
     assert sum(p.numel() for p in small.parameters()) < 0.5e6
     with pytest.raises(ValueError, match="block='dense': choose basic or bottleneck"):
         WaveFreqResNet(backbone={**spec, "block": "dense"})
+
+
+@pytest.mark.parametrize("branches", [["spatial"], ["frequency"]])
+def test_one_branch_alone_for_the_branch_ablation(branches):
+    spec = {"block": "basic", "layers": [1, 1, 1, 1], "channels": [8, 16, 32, 64]}
+    net = WaveFreqResNet(backbone=spec, freq_width=8, freq_channels=16, branches=branches)
+    assert (net.spatial is None) == ("spatial" not in branches)
+    assert (net.frequency is None) == ("frequency" not in branches)
+    assert net.head[1].in_features == (64 if branches == ["spatial"] else 16)
+    assert net(torch.rand(2, 3, 32, 32)).shape == (2,)
+    with pytest.raises(ValueError, match="branches=\\['colour'\\]"):
+        WaveFreqResNet(backbone=spec, branches=["colour"])

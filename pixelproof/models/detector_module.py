@@ -70,6 +70,7 @@ class DetectorModule(LightningModule):
         # p(fake) and labels per test dataloader (one per generator); built when they are known.
         self.test_scores = nn.ModuleList()
         self.test_names: list[str] = []
+        self.test_table: list[dict] = []  # the last test stage's per-generator table
         # p(fake) >= threshold means fake. 0.5 unless a calibration callback chose another on
         # validation data; a buffer, so every checkpoint carries the threshold of its own weights.
         self.register_buffer("decision_threshold", torch.tensor(0.5))
@@ -134,6 +135,7 @@ class DetectorModule(LightningModule):
         }
         rows = generator_table(scores, float(self.decision_threshold))
         self.log_dict(flat_metrics(rows, "test"))
+        self.test_table = rows  # for the run's printed report
         for collector in self.test_scores:
             for metric in collector.values():
                 metric.reset()

@@ -61,7 +61,11 @@ def wavelet_resnet(
 
 
 class WaveFreqResNet(nn.Module):
-    """``[B,3,H,W]`` images in [0,1] -> ``[B]`` logits (fake = 1). Normalises internally."""
+    """``[B,3,H,W]`` images in [0,1] -> ``[B]`` logits (fake = 1). Normalises internally.
+
+    ``branches`` picks the spatial (wavelet ResNet) branch, the frequency (FreqNet) branch or
+    both (the reports' network): the branch ablation of the generalisation study.
+    """
 
     def __init__(
         self,
@@ -74,17 +78,28 @@ class WaveFreqResNet(nn.Module):
         dropout: float = 0.0,
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
+        branches: Sequence[str] = ("spatial", "frequency"),
     ) -> None:
         super().__init__()
+        unknown = set(branches) - {"spatial", "frequency"}
+        if unknown or not branches:
+            raise ValueError(
+                f"model.net.branches={list(branches)}: choose spatial, frequency or both"
+            )
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
-        self.spatial = wavelet_resnet(backbone, wave, stem_pools)
-        self.frequency = FreqNetBranch(freq_width, freq_channels, high_pass_scale)
-        self.head = nn.Sequential(
-            nn.Dropout(dropout), nn.Linear(self.spatial.num_features + freq_channels, 1)
+        self.spatial = wavelet_resnet(backbone, wave, stem_pools) if "spatial" in branches else None
+        self.frequency = (
+            FreqNetBranch(freq_width, freq_channels, high_pass_scale)
+            if "frequency" in branches
+            else None
         )
+        width = (self.spatial.num_features if self.spatial else 0) + (
+            self.frequency.out_channels if self.frequency else 0
+        )
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = (x - self.mean) / self.std
-        features = torch.cat([self.spatial(x), self.frequency(x)], dim=1)
-        return self.head(features).squeeze(1)
+        features = [branch(x) for branch in (self.spatial, self.frequency) if branch is not None]
+        return self.head(torch.cat(features, dim=1)).squeeze(1)
