@@ -16,6 +16,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from pixelproof.utils.cli import run_entry_point
+
 log = logging.getLogger(__name__)
 
 
@@ -30,8 +32,11 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     )
     from pixelproof.models.inference import inference_settings, score_loader
     from pixelproof.models.loading import load_trained
+    from pixelproof.utils.atomic import write_atomic
     from pixelproof.utils.instantiate import instantiate_named
+    from pixelproof.utils.validation import validate
 
+    validate(cfg, "eval")
     trained = load_trained(cfg.ckpt_path)
     settings = inference_settings(cfg.inference, trained)
     model = trained.model.to(settings.device)
@@ -56,7 +61,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     written = write_table(rows, output_dir)
     _write_scores(datamodule, scores, output_dir / "scores.csv")
     metrics = flat_metrics(rows, "eval")
-    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    write_atomic(output_dir / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     plots = []
     if cfg.plots:
         from pixelproof.evaluation.plots import evaluation_plots
@@ -91,7 +96,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
 
 def _write_scores(datamodule, scores, path: Path) -> None:
-    with path.open("w", newline="") as handle:
+    from pixelproof.utils.atomic import atomic_open
+
+    with atomic_open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["generator", "path", "label", "p_fake"])
         for name, (probs, labels) in scores.items():
@@ -117,7 +124,7 @@ def _log_to(logger, metrics: dict[str, float], rows: list[dict], plots: list[Pat
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
 def main(cfg: DictConfig) -> float:
-    metrics = evaluate(cfg)
+    metrics = run_entry_point(evaluate, cfg, "eval")
     return metrics.get("eval/acc", float("nan"))
 
 

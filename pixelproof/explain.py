@@ -19,6 +19,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from pixelproof.utils.cli import run_entry_point
+
 log = logging.getLogger(__name__)
 
 
@@ -95,7 +97,10 @@ def explain(cfg: DictConfig) -> dict:
     from pixelproof.explainer.prompt import DEFAULT_INSTRUCTION
     from pixelproof.explainer.schema import validate_task2
     from pixelproof.explainer.taxonomy import Taxonomy
+    from pixelproof.utils.atomic import write_atomic
+    from pixelproof.utils.validation import validate
 
+    validate(cfg, "explain")
     output = Path(cfg.output)
     details_file = details_path(output, cfg.get("details_output"))
     files, skipped = indexed_images(cfg.input_dir)
@@ -162,10 +167,9 @@ def explain(cfg: DictConfig) -> dict:
         "threshold": cfg.scorer.threshold,
         "detector": str(cfg.detector_ckpt_path) if cfg.get("detector_ckpt_path") else None,
     }
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(records, indent=2, ensure_ascii=False) + "\n")
-    details_file.parent.mkdir(parents=True, exist_ok=True)
-    details_file.write_text(
+    write_atomic(output, json.dumps(records, indent=2, ensure_ascii=False) + "\n")
+    write_atomic(
+        details_file,
         json.dumps(
             {
                 "summary": summary,
@@ -176,7 +180,7 @@ def explain(cfg: DictConfig) -> dict:
             indent=1,
             ensure_ascii=False,
         )
-        + "\n"
+        + "\n",
     )
     if summary["detector"]:
         print(f"\nDetector attributions: {attributions_dir(output, details_file)}")
@@ -191,7 +195,7 @@ def explain(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="explain")
 def main(cfg: DictConfig) -> None:
-    explain(cfg)
+    run_entry_point(explain, cfg, "explain")
 
 
 if __name__ == "__main__":

@@ -5,19 +5,22 @@
 Images are named ``N.<ext>`` (``17.png``); ``output`` gets ``[{"index": N, "prediction":
 "real"|"fake"}, ...]`` sorted by N. Next to it: ``<output>.csv`` (index, path, p_fake, prediction)
 and ``<output>.summary.json`` (threshold, counts, and every file left out with the reason).
-A file that cannot be decoded or is not named ``N.<ext>`` is listed there, never fatal.
+A file that cannot be decoded or is not named ``N.<ext>`` is listed there, never fatal. An
+``output`` whose companions would land on the same path (``output=o.csv``) is refused before any
+work; every file is written whole or not at all, with the umask's permissions.
 """
 
 import csv
 import json
 import logging
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
+
+from pixelproof.utils.atomic import write_atomic
+from pixelproof.utils.cli import run_entry_point
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +36,11 @@ def predict(cfg: DictConfig) -> dict:
     from pixelproof.data.image_dataset import UncheckedImageFiles
     from pixelproof.models.inference import batch_logits, inference_settings
     from pixelproof.models.loading import load_trained
+    from pixelproof.utils.validation import validate
 
+    validate(cfg, "predict")
     output = Path(cfg.output)
-    companions = [output, output.with_suffix(".csv"), output.with_suffix(".summary.json")]
+    companions = [path for _, path in output_files(output)]
     existing = [p for p in companions if p.exists()]
     if existing and not cfg.overwrite:
         raise FileExistsError(
@@ -78,9 +83,9 @@ def predict(cfg: DictConfig) -> dict:
     }
     task1 = [{"index": n, "prediction": label} for n, _, _, label in rows]
     # one entry per line: diff- and grep-friendly, and still one JSON array
-    _write_atomic(output, "[\n" + ",\n".join(json.dumps(entry) for entry in task1) + "\n]\n")
-    _write_atomic(companions[1], _csv_text(rows))
-    _write_atomic(companions[2], json.dumps(summary, indent=2) + "\n")
+    write_atomic(output, "[\n" + ",\n".join(json.dumps(entry) for entry in task1) + "\n]\n")
+    write_atomic(companions[1], _csv_text(rows))
+    write_atomic(companions[2], json.dumps(summary, indent=2) + "\n")
     _report(summary, companions)
     return summary
 
@@ -95,17 +100,13 @@ def _csv_text(rows) -> str:
     return buffer.getvalue()
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file beside ``path``, then rename: never a half-written output."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def output_files(output: Path) -> list[tuple[str, Path]]:
+    """What ``output=<file>`` writes: the Task-1 JSON, its CSV and its summary, named."""
+    return [
+        ("the Task-1 JSON", output),
+        ("its CSV companion", output.with_suffix(".csv")),
+        ("its summary", output.with_suffix(".summary.json")),
+    ]
 
 
 def _report(summary: dict, paths: list[Path]) -> None:
@@ -124,7 +125,7 @@ def _report(summary: dict, paths: list[Path]) -> None:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
-    predict(cfg)
+    run_entry_point(predict, cfg, "predict")
 
 
 if __name__ == "__main__":

@@ -6,82 +6,216 @@
 
 ``train(cfg)`` is a plain function (tests and notebooks call it); ``main`` only wraps it for Hydra.
 Heavy imports happen inside ``train`` so ``--help`` and ``--cfg job`` answer at once.
+
+Faults (README, "Recovery"): every checkpoint is written atomically (:mod:`pixelproof.utils.
+checkpoint_io`); ``last.ckpt`` is rewritten every epoch and every ``periodic_checkpoint``
+interval; a checkpoint holds the training loader's position and the RNG states, so a resumed
+run continues exactly; SIGTERM and SIGINT stop at the end of the current batch, save
+``last.ckpt``, print the command that resumes it and exit with 143 / 130.
 """
 
 import json
 import logging
+import shlex
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from pixelproof.utils.cli import Interrupted, run_entry_point
+
 log = logging.getLogger(__name__)
-
-
-def check_ckpt_path(ckpt_path: str | None) -> None:
-    if ckpt_path and not Path(ckpt_path).is_file():
-        raise FileNotFoundError(
-            f"ckpt_path={ckpt_path} does not exist; pass a checkpoint written by an earlier run, "
-            "e.g. ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt"
-        )
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit ``cfg.model`` on ``cfg.data``, test the best checkpoint, and return every logged
-    metric. Writes ``metrics.json`` (and the checkpoints and logs) under ``paths.output_dir``."""
-    check_ckpt_path(cfg.get("ckpt_path"))
+    metric. Writes ``metrics.json`` (and the checkpoints and logs) under ``paths.output_dir``.
+
+    Raises :class:`pixelproof.utils.cli.Interrupted` after SIGTERM / SIGINT (its message holds
+    the command that resumes the run), ``ConfigError`` / ``CheckpointError`` for bad settings."""
+    from pixelproof.utils.validation import validate
+
+    validate(cfg, "train")  # settings, and ckpt_path: an existing checkpoint file
     import lightning as L
 
     from pixelproof.callbacks.model_config import RecordModelConfig
+    from pixelproof.callbacks.rng_state import RNGState
+    from pixelproof.models.loading import check_resumable, read_checkpoint
     from pixelproof.utils.instantiate import instantiate_named
 
+    resume = read_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else None
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 
     datamodule = hydra.utils.instantiate(cfg.data)
     model = hydra.utils.instantiate(cfg.model)
+    model_config = OmegaConf.to_container(cfg.model, resolve=True)
+    if resume is not None:
+        check_resumable(resume, model, model_config, f"ckpt_path={cfg.ckpt_path}")
+        del resume
     callbacks = instantiate_named(cfg.get("callbacks"), "callback")
-    callbacks.append(RecordModelConfig(OmegaConf.to_container(cfg.model, resolve=True)))
+    callbacks += [RecordModelConfig(model_config), RNGState()]
     loggers = instantiate_named(cfg.get("logger"), "logger")
-    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=_plugins(cfg)
+    )
 
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
     metrics: dict[str, float] = {}
-    if cfg.get("train"):
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-        metrics.update(_floats(trainer.callback_metrics))
-        if trainer.interrupted:
-            log.warning(
-                "Training was interrupted; resume with ckpt_path=<run>/checkpoints/last.ckpt"
-            )
-            return metrics
-
-    if cfg.get("test"):
-        ckpt = _model_checkpoint(trainer)
-        best = ckpt.best_model_path if ckpt else ""
-        if not best:
-            log.warning("No best checkpoint recorded: testing the current weights.")
-        trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
-        metrics.update(_floats(trainer.callback_metrics))
+    with _SignalStop() as stop:
+        try:
+            if cfg.get("train"):
+                trainer.fit(model, datamodule=datamodule, ckpt_path=_fit_ckpt_path(cfg, trainer))
+                metrics.update(_floats(trainer.callback_metrics))
+            if stop.signum is None and cfg.get("test"):
+                ckpt = _model_checkpoint(trainer)
+                best = ckpt.best_model_path if ckpt else ""
+                if not best:
+                    log.warning("No best checkpoint recorded: testing the current weights.")
+                trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
+                metrics.update(_floats(trainer.callback_metrics))
+        except BaseException:
+            if stop.signum is None:
+                raise
+        if stop.signum is not None:
+            raise Interrupted(_stopped(stop.signum, trainer), 128 + stop.signum) from None
 
     if trainer.is_global_zero:  # under DDP every process gets here; one writes
+        from pixelproof.utils.atomic import write_atomic
+
         output_dir = Path(cfg.paths.output_dir)
         output_dir.mkdir(parents=True, exist_ok=True)
         metrics_json = json.dumps(metrics, indent=2, sort_keys=True) + "\n"
-        (output_dir / "metrics.json").write_text(metrics_json)
+        write_atomic(output_dir / "metrics.json", metrics_json)
         _report(trainer, output_dir, metrics, getattr(model, "test_table", None))
     return metrics
 
 
+def _fit_ckpt_path(cfg: DictConfig, trainer) -> str | None:
+    """``ckpt_path``; without one, the ``last.ckpt`` this run's directory already holds, if any
+    (a requeued SLURM job runs again in its directory). Lightning would pick that file too, but
+    on SLURM it prefers its ``hpc_ckpt_<n>.ckpt``, saved whenever SIGUSR1 arrives (possibly in
+    the middle of a batch); ``last.ckpt`` is written at a batch boundary."""
+    if cfg.get("ckpt_path"):
+        return cfg.ckpt_path
+    last = _last_checkpoint(trainer)
+    if last is not None:
+        log.info("Resuming from %s, the last state this run directory holds", last)
+        return str(last)
+    return None
+
+
+def _plugins(cfg: DictConfig) -> list:
+    """The trainer's plugins (``trainer.plugins``, if any) plus atomic checkpoint writes."""
+    from lightning.fabric.plugins import CheckpointIO
+
+    from pixelproof.utils.checkpoint_io import AtomicCheckpointIO
+
+    configured = cfg.trainer.get("plugins") if "plugins" in cfg.trainer else None
+    plugins = list(hydra.utils.instantiate(configured) or []) if configured else []
+    if not any(isinstance(p, CheckpointIO) for p in plugins):
+        plugins.append(AtomicCheckpointIO())
+    return plugins
+
+
+class _SignalStop:
+    """SIGTERM and SIGINT stop the run at the end of the current batch.
+
+    While Lightning fits or tests, its own SIGTERM handler is installed (and calls this one
+    after it): it stops the loop at the end of the batch and the interrupt checkpoint saves
+    ``last.ckpt``. The first SIGINT is turned into the same stop (a second one raises
+    ``KeyboardInterrupt`` at once); outside Lightning's loops either signal raises
+    ``KeyboardInterrupt``. ``signum`` records the first signal, for the exit status.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> "_SignalStop":
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame) -> None:
+        first = self.signum is None
+        if first:
+            self.signum = signum
+        lightning = signal.getsignal(signal.SIGTERM)
+        in_loop = callable(lightning) and lightning != self._handle
+        if in_loop and signum == signal.SIGTERM:
+            return  # Lightning's handler, which called this one, has asked the loop to stop
+        if in_loop and first:
+            lightning(signal.SIGTERM, frame)
+            return
+        raise KeyboardInterrupt
+
+
+def _stopped(signum: int, trainer) -> str:
+    """What stopped, where the state is, and the command that resumes it."""
+    name = signal.Signals(signum).name
+    where = f"at epoch {trainer.current_epoch}, step {trainer.global_step}"
+    overrides = [o for o in _overrides() if o.split("=", 1)[0].lstrip("+") != "ckpt_path"]
+    command = ["python", "-m", "pixelproof.train", *overrides]
+    ckpt = _last_checkpoint(trainer)
+    if ckpt is None:
+        return f"stopped by {name} {where}, before any checkpoint; start again with:\n  " + (
+            shlex.join(command)
+        )
+    command.append(f"ckpt_path={ckpt}")
+    saved = any(getattr(c, "saved", False) for c in trainer.callbacks)
+    state = "its state is in" if saved else "the newest state saved before it is"
+    return f"stopped by {name} {where}; {state} {ckpt}. Resume with:\n  " + shlex.join(command)
+
+
+def _overrides() -> list[str]:
+    """The run's command-line overrides (Hydra's ``overrides.task``), when Hydra ran it."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return []
+    return list(OmegaConf.select(HydraConfig.get(), "overrides.task", default=[]) or [])
+
+
+def _last_checkpoint(trainer) -> Path | None:
+    """The newest checkpoint holding the run's last state (``last.ckpt``), if one was written."""
+    from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
+
+    found = []
+    for callback in trainer.callbacks:
+        if isinstance(callback, OnExceptionCheckpoint):
+            found.append(callback.ckpt_path)
+        elif isinstance(callback, ModelCheckpoint):
+            found.append(callback.last_model_path)
+            if callback.monitor is None:
+                found.append(callback.best_model_path)
+    existing = {Path(p).absolute() for p in found if p and Path(p).is_file()}
+    return max(existing, key=lambda p: p.stat().st_mtime_ns, default=None)
+
+
 def _model_checkpoint(trainer):
-    """The run's ``ModelCheckpoint``. ``trainer.checkpoint_callback`` is the first ``Checkpoint``
-    of any kind, which is the interrupt checkpoint when ``model_checkpoint`` is switched off."""
+    """The run's best-checkpoint ``ModelCheckpoint``: the first one with a monitored metric
+    (``last.ckpt``'s have none; ``trainer.checkpoint_callback`` is the first of any kind)."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    return next((c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)), None)
+    return next(
+        (
+            c
+            for c in trainer.checkpoint_callbacks
+            if isinstance(c, ModelCheckpoint) and c.monitor is not None
+        ),
+        None,
+    )
 
 
 def _floats(metrics) -> dict[str, float]:
@@ -95,7 +229,10 @@ def _report(trainer, output_dir: Path, metrics: dict[str, float], table) -> None
     lines = [f"\nTest set(s), best checkpoint:\n{to_markdown(table)}"] if table else []
     lines += ["", f"Run directory: {output_dir}"]
     if ckpt is not None and ckpt.dirpath:
-        lines.append(f"  checkpoints:  {ckpt.dirpath} (best: {Path(ckpt.best_model_path).name})")
+        best = Path(ckpt.best_model_path)
+        # after a resume the best checkpoint may be the earlier run's: then its whole path
+        shown = best.name if best.parent == Path(ckpt.dirpath) else best
+        lines.append(f"  checkpoints:  {ckpt.dirpath} (best: {shown})")
     for logger in trainer.loggers:
         lines.append(f"  {type(logger).__name__}: {logger.log_dir or logger.save_dir}")
     lines.append(f"  metrics:      {output_dir / 'metrics.json'}")
@@ -116,7 +253,7 @@ def _finish_wandb() -> None:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     try:
-        metrics = train(cfg)
+        metrics = run_entry_point(train, cfg, "train")
     finally:
         _finish_wandb()
     metric = cfg.get("optimized_metric")

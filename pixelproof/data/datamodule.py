@@ -11,16 +11,22 @@ training files. With ``embedded`` set, ``prepare_data`` first builds the offline
 Every image is decoded once, at ``setup`` (:class:`ImageFileDataset`); the training
 augmentations (``augment``: :class:`BatchAugmentation`) run on whole batches once they reach the
 model's device, in :meth:`ImageDataModule.on_after_batch_transfer`, and only while training.
+
+The training loader is a :class:`ResumableLoader` over an :class:`EpochSampler`: the order of an
+epoch is a function of the seed and the epoch alone, and a run resumed mid-epoch starts after the
+batches Lightning's restored progress counts, so it sees exactly the batches the uninterrupted
+run would have seen (one process; see :meth:`ImageDataModule._samples_done` for DDP).
 """
 
 import inspect
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal
 
+import torch
 from lightning import LightningDataModule
 from sklearn.model_selection import train_test_split
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 from pixelproof.data.augmentations import BatchAugmentation
 from pixelproof.data.image_dataset import ImageFileDataset
@@ -119,14 +125,43 @@ class ImageDataModule(LightningDataModule):
 
     def _loader(self, dataset: ImageFileDataset, train: bool) -> DataLoader:
         hp = self.hparams
-        return DataLoader(
-            dataset,
-            batch_size=hp.batch_size if train else (hp.eval_batch_size or hp.batch_size),
-            shuffle=train,
-            drop_last=train and len(dataset) > hp.batch_size,
+        options = dict(
             num_workers=hp.num_workers,
             pin_memory=hp.pin_memory,
             persistent_workers=hp.num_workers > 0,
+        )
+        if not train:  # a generator of its own, as below: no draw from the global RNG
+            return DataLoader(
+                dataset,
+                batch_size=hp.eval_batch_size or hp.batch_size,
+                generator=torch.Generator().manual_seed(0),
+                **options,
+            )
+        # the seed seed_everything set (torch's initial seed): the run's seed decides the order
+        seed = torch.initial_seed() % 2**31
+        return ResumableLoader(
+            dataset,
+            batch_size=hp.batch_size,
+            sampler=EpochSampler(len(dataset), seed, skip=self._samples_done),
+            drop_last=len(dataset) > hp.batch_size,
+            # the loader's own generator: creating an iterator draws a seed from it, not from
+            # torch's global RNG (which the augmentations use), so the augmentations do not
+            # depend on num_workers or on how many iterators were created
+            generator=torch.Generator().manual_seed(seed),
+            **options,
+        )
+
+    def _samples_done(self) -> int:
+        """Training samples of the current epoch consumed before its iteration starts: the
+        batches Lightning's progress counts (restored from the checkpoint by a run resumed
+        mid-epoch; 0 at the start of an epoch) times the batch size. Under DDP, Lightning wraps
+        the sampler (each process takes a share of its order) and this is 0: a mid-epoch resume
+        there starts the epoch's order again."""
+        trainer = self.trainer
+        if trainer is None or not trainer.training or trainer.world_size > 1:
+            return 0
+        return int(trainer.fit_loop.epoch_loop.batch_progress.current.ready) * int(
+            self.hparams.batch_size
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -137,6 +172,73 @@ class ImageDataModule(LightningDataModule):
 
     def test_dataloader(self) -> list[DataLoader]:
         return [self._loader(ds, train=False) for ds in self.test_sets.values()]
+
+
+class EpochSampler(Sampler[int]):
+    """A shuffled order of ``n`` indices that depends on ``seed`` and the epoch alone.
+
+    Lightning calls :meth:`set_epoch` before each epoch. ``skip`` (a callable, read when an
+    epoch's iteration starts) says how many indices of that epoch's order were consumed before:
+    0, except in a run resumed mid-epoch, which thus goes on with exactly the indices the
+    uninterrupted run would have drawn next.
+    """
+
+    def __init__(self, n: int, seed: int, skip: Callable[[], int] | None = None) -> None:
+        self.n, self.seed, self.epoch, self.skip = n, int(seed), 0, skip
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def order(self, epoch: int) -> list[int]:
+        generator = torch.Generator().manual_seed(self.seed + epoch)
+        return torch.randperm(self.n, generator=generator).tolist()
+
+    def __iter__(self) -> Iterator[int]:
+        start = self.skip() if self.skip is not None else 0
+        return iter(self.order(self.epoch)[start:])
+
+    def __len__(self) -> int:
+        return self.n
+
+
+class ResumableLoader(DataLoader):
+    """The training DataLoader: resumable, and started lazily.
+
+    Its iterator is created when the first batch is asked for, after Lightning has set the
+    sampler's epoch and restored its batch counters (Lightning creates the iterator of a
+    resumed run before either, and worker processes would draw indices at once). Its
+    ``state_dict`` (the epoch and the batches handed out of it) is informational: the position
+    itself comes back from Lightning's batch progress, which every checkpoint holds
+    (:meth:`ImageDataModule._samples_done`), because Lightning does not load loader states when
+    the loader was created before the checkpoint was restored (``estimated_stepping_batches``,
+    which per-step LR schedules read, does that).
+
+    No ``__init__`` of its own: Lightning re-creates DataLoaders from their arguments (to put a
+    DistributedSampler in) and a subclass with DataLoader's signature re-creates cleanly.
+    """
+
+    _epoch: int = 0
+    _batches: int = 0
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._epoch_batches()
+
+    def _epoch_batches(self) -> Iterator[Any]:
+        epoch = int(getattr(self.sampler, "epoch", 0))
+        if self.generator is not None and isinstance(self.sampler, EpochSampler):
+            self.generator.manual_seed(self.sampler.seed + epoch)  # worker seeds, per epoch
+        iterator = super().__iter__()
+        skip = self.sampler.skip() if isinstance(self.sampler, EpochSampler) else 0
+        self._epoch, self._batches = epoch, (skip // self.batch_size if self.batch_size else 0)
+        for batch in iterator:
+            self._batches += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self._epoch, "batches": self._batches}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        """Nothing to load: see the class docstring."""
 
 
 def _augmentation(augment: Mapping[str, Any] | None) -> BatchAugmentation:

@@ -123,9 +123,11 @@ def write_table(rows: Sequence[dict], output_dir: Path, stem: str = "generators"
     """``<stem>.csv`` (fractions, full precision) and ``<stem>.md`` (percentages)."""
     output_dir.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = output_dir / f"{stem}.csv", output_dir / f"{stem}.md"
-    with csv_path.open("w", newline="") as handle:
+    from pixelproof.utils.atomic import atomic_open, write_atomic
+
+    with atomic_open(csv_path, "w", newline="") as handle:  # whole or not at all
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    md_path.write_text(to_markdown(rows))
+    write_atomic(md_path, to_markdown(rows))
     return [csv_path, md_path]

@@ -6,8 +6,10 @@ so evaluation, prediction and export need no ``model=`` override and run the ima
 and resize mode the detector was trained with.
 """
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -60,19 +62,7 @@ def load_trained(
     import hydra
 
     path = Path(ckpt_path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"ckpt_path={ckpt_path} does not exist; pass a checkpoint written by "
-            "pixelproof.train, e.g. ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt"
-        )
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # truncated zip, pickle of arbitrary objects, not torch at all ...
-        raise CheckpointError(
-            f"{path} is not a readable checkpoint ({type(err).__name__}: {_first_line(err)})"
-        ) from err
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise CheckpointError(f"{path} holds no Lightning state_dict: not a training checkpoint")
+    checkpoint = read_checkpoint(path, map_location)
     config = checkpoint.get(MODEL_CONFIG)
     if not isinstance(config, dict) or "_target_" not in config:
         raise CheckpointError(
@@ -86,12 +76,14 @@ def load_trained(
             "of a detector model (e.g. model=wavefreq_resnet50 or model=rine_tinyclip)"
         )
     model.on_load_checkpoint(checkpoint)
-    missing, unexpected = model.load_state_dict(checkpoint["state_dict"], strict=False)
-    if missing or unexpected:
+    missing, unexpected, reshaped = _mismatches(checkpoint["state_dict"], model)
+    if missing or unexpected or reshaped:
         raise CheckpointError(
             f"{path}: the weights do not fit {config['_target_']} "
-            f"(missing {_some(missing)}; unexpected {_some(unexpected)})"
+            f"(missing {_some(missing)}; unexpected {_some(unexpected)}; "
+            f"other shapes {_some(reshaped)})"
         )
+    model.load_state_dict(checkpoint["state_dict"], strict=False)
     data = checkpoint.get("datamodule_hyper_parameters") or {}
     return TrainedDetector(
         model=model.eval().to(map_location),
@@ -102,8 +94,104 @@ def load_trained(
     )
 
 
-def _first_line(err: Exception) -> str:
-    return (str(err).strip().splitlines() or [""])[0][:200]
+def read_checkpoint(ckpt_path: str | Path, map_location: Any = "cpu") -> dict:
+    """The dict a Lightning checkpoint holds, loaded with ``weights_only=True``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointError: one line: not a file ``torch.save`` wrote (a text file, a truncated
+            checkpoint), not loadable with torch's safe loader, or not a training checkpoint.
+    """
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"ckpt_path={ckpt_path} does not exist; pass a checkpoint written by "
+            "pixelproof.train, e.g. ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt"
+        )
+    if not zipfile.is_zipfile(path):  # torch.save writes zip archives (since torch 1.6)
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint: not a file torch.save wrote (a truncated "
+            "checkpoint, or another kind of file); pass a .ckpt written by pixelproof.train"
+        )
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # a damaged archive, a pickle of arbitrary objects ...
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint ({type(err).__name__}: {_reason(err)})"
+        ) from err
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise CheckpointError(f"{path} holds no Lightning state_dict: not a training checkpoint")
+    return checkpoint
+
+
+def check_resumable(checkpoint: dict, model: torch.nn.Module, config: dict, where: str) -> None:
+    """Raise :class:`CheckpointError` (one line: the model ``checkpoint`` holds and the one
+    ``config`` asks for) unless ``model``, built from ``config``, can take its weights."""
+    state = dict(checkpoint["state_dict"])
+    hook = getattr(model, "on_load_checkpoint", None)
+    if hook is not None:  # e.g. RINE puts its frozen tower's weights back in
+        hook({**checkpoint, "state_dict": state})
+    missing, unexpected, reshaped = _mismatches(state, model)
+    if not (missing or unexpected or reshaped):
+        return
+    held = checkpoint.get(MODEL_CONFIG)
+    if isinstance(held, dict):
+        differences = _differences(held, config)
+        held_text = f"a {describe_model(held)} model" + _settings(differences, 0)
+        asked_text = f"a {describe_model(config)} model" + _settings(differences, 1)
+    else:
+        held_text = f"weights of another model (missing {_some(missing)}; unexpected "
+        held_text += f"{_some(unexpected)}; other shapes {_some(reshaped)})"
+        asked_text = f"a {describe_model(config)} model"
+    raise CheckpointError(
+        f"{where} holds {held_text}, but this run asks for {asked_text}: resume with the "
+        "model settings of the run that wrote it"
+    )
+
+
+def describe_model(config: dict) -> str:
+    """The class a model config builds, by its net when it has one (``SimpleCNN``)."""
+    net = config.get("net")
+    target = net.get("_target_") if isinstance(net, dict) else None
+    return str(target or config.get("_target_", "unknown")).rsplit(".", 1)[-1]
+
+
+def _differences(held: Any, asked: Any, key: str = "model") -> list[tuple[str, Any, Any]]:
+    """``(key, held value, asked value)`` for every leaf where two configs differ, the
+    architecture's first (the optimizer and scheduler last)."""
+    if isinstance(held, dict) and isinstance(asked, dict):
+        found = []
+        for name in [*held, *(k for k in asked if k not in held)]:
+            found += _differences(held.get(name), asked.get(name), f"{key}.{name}")
+        return sorted(found, key=lambda d: d[0].startswith(("model.optimizer", "model.sched")))
+    return [] if held == asked else [(key, held, asked)]
+
+
+def _settings(differences: list[tuple[str, Any, Any]], side: int) -> str:
+    shown = [f"{key}={values[side]}" for key, *values in differences[:2]]
+    return f" ({', '.join(shown)})" if shown else ""
+
+
+def _mismatches(state: dict, model: torch.nn.Module) -> tuple[list, list, list]:
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    reshaped = [
+        k
+        for k, v in expected.items()
+        if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    return missing, unexpected, reshaped
+
+
+def _reason(err: Exception) -> str:
+    """The informative line of ``err``: torch's safe loader puts its reason last, after advice
+    to retry with ``weights_only=False`` (not an option for a file one cannot vouch for)."""
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    for line in lines:
+        if "WeightsUnpickler error:" in line:
+            return line.split("WeightsUnpickler error:", 1)[1].strip()[:200]
+    return (lines or [""])[0][:200]
 
 
 def _some(keys: list[str]) -> str:

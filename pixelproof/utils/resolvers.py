@@ -2,6 +2,7 @@
 
 import netrc
 import os
+from datetime import datetime
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -32,9 +33,28 @@ def sweep_group(task_name: str) -> str:
     hydra_cfg = HydraConfig.get()
     if OmegaConf.select(hydra_cfg, "mode", default=None) != RunMode.MULTIRUN:
         return task_name
-    return f"{task_name}_{Path(hydra_cfg.sweep.dir).name}"
+    # the sweep directory as the job's output directory names it: HydraConfig holds a copy of
+    # the config without its resolver cache, where ${pixelproof.run_id:} would give a new name
+    output_dir = OmegaConf.select(hydra_cfg, "runtime.output_dir", default=None)
+    if not output_dir:
+        return f"{task_name}_{Path(hydra_cfg.sweep.dir).name}"
+    sweep_dir = Path(output_dir)
+    for _ in Path(str(hydra_cfg.sweep.subdir)).parts:
+        sweep_dir = sweep_dir.parent
+    return f"{task_name}_{sweep_dir.name}"
+
+
+def run_id() -> str:
+    """A run directory's name: ``<date>_<time>_<microseconds>-<process id>``, e.g.
+    ``2025-06-01_14-03-22_118305-40211``. Two runs started in the same second (or microsecond,
+    on one machine) never share a directory. Cached per config (``use_cache``), so every
+    reference in one config, and every job Hydra derives from it (its sweep jobs, a requeued
+    SLURM job), sees one value."""
+    now = datetime.now()
+    return f"{now:%Y-%m-%d_%H-%M-%S}_{now:%f}-{os.getpid()}"
 
 
 def register() -> None:
     OmegaConf.register_new_resolver("pixelproof.wandb_offline", wandb_offline, replace=True)
     OmegaConf.register_new_resolver("pixelproof.sweep_group", sweep_group, replace=True)
+    OmegaConf.register_new_resolver("pixelproof.run_id", run_id, replace=True, use_cache=True)

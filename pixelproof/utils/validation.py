@@ -1,0 +1,277 @@
+"""Check a composed config before any work: one line naming the key and the values it allows.
+
+:func:`validate` is called at the start of every entry point (``train``, ``evaluate``,
+``predict``, ``explain``) and, through :class:`ValidateConfig` (``hydra.callbacks`` in
+``conf/hydra/default.yaml``), as soon as Hydra has composed the config: before the run directory
+is created, so a bad setting stops the command with one line on stderr, exit status 2, and
+nothing written. Only keys present in the config are checked, so every entry point shares the
+one table below. It imports nothing heavy (no torch): it runs before the entry point's imports.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterable
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+try:  # Hydra's callback base class (hydra-core >= 1.1)
+    from hydra.experimental.callback import Callback as _HydraCallback
+except ImportError:  # pragma: no cover
+    _HydraCallback = object  # type: ignore[misc,assignment]
+
+EXIT_BAD_SETTING = 2
+_ABSENT = object()
+
+
+class ConfigError(ValueError):
+    """A setting outside what it allows; the message is one line naming the key."""
+
+
+# --------------------------------------------------------------------------- value checks
+# Each returns None when the value is fine, else what the key allows (the error's second half).
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def positive_int(value: Any) -> str | None:
+    return None if _is_int(value) and value >= 1 else "must be a whole number >= 1"
+
+
+def non_negative_int(value: Any) -> str | None:
+    return None if _is_int(value) and value >= 0 else "must be a whole number >= 0"
+
+
+def positive_number(value: Any) -> str | None:
+    return None if _is_number(value) and value > 0 else "must be a number > 0"
+
+
+def non_negative_number(value: Any) -> str | None:
+    return None if _is_number(value) and value >= 0 else "must be a number >= 0"
+
+
+def probability(value: Any) -> str | None:
+    return None if _is_number(value) and 0 <= value <= 1 else "must be a number in [0, 1]"
+
+
+def fraction_below_one(value: Any) -> str | None:
+    return None if _is_number(value) and 0 <= value < 1 else "must be a number in [0, 1)"
+
+
+def epochs(value: Any) -> str | None:
+    if _is_int(value) and (value >= 1 or value == -1):
+        return None
+    return "must be a whole number >= 1 (or -1: no limit)"
+
+
+def pixel_budget(value: Any) -> str | None:
+    """An attack budget: a number >= 0 or an ``a/b`` string such as ``8/255``."""
+    if isinstance(value, str):
+        try:
+            value = float(Fraction(value.replace(" ", "")))
+        except (ValueError, ZeroDivisionError):
+            value = None
+    if _is_number(value) and value >= 0:
+        return None
+    return "must be a number >= 0 in [0,1] pixel units, e.g. 0.03 or 8/255"
+
+
+def optional(check: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
+    def allow_null(value: Any) -> str | None:
+        reason = None if value is None else check(value)
+        return None if reason is None else f"{reason}, or null"
+
+    return allow_null
+
+
+def each(check: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
+    def every_item(value: Any) -> str | None:
+        if not isinstance(value, list | tuple | ListConfig):
+            return f"must be a list; every item {check(None)}"
+        bad = [check(item) for item in value]
+        return next((f"every item {reason}" for reason in bad if reason), None)
+
+    return every_item
+
+
+# key -> (check, an example of a good value); checked wherever the key exists
+CHECKS: dict[str, tuple[Callable[[Any], str | None], str]] = {
+    "data.batch_size": (positive_int, "64"),
+    "data.eval_batch_size": (optional(positive_int), "256"),
+    "data.num_workers": (non_negative_int, "0"),
+    "data.val_fraction": (fraction_below_one, "0.1"),
+    "data.image_size": (positive_int, "32"),
+    "model.optimizer.lr": (positive_number, "1e-3"),
+    "model.optimizer.weight_decay": (optional(non_negative_number), "0.05"),
+    "trainer.max_epochs": (epochs, "3"),
+    "trainer.min_epochs": (optional(non_negative_int), "1"),
+    "inference.threshold": (optional(probability), "0.5"),
+    "inference.image_size": (optional(positive_int), "32"),
+    "inference.batch_size": (positive_int, "256"),
+    "inference.num_workers": (non_negative_int, "0"),
+    "inference.crop_size": (optional(positive_int), "28"),
+    "scorer.threshold": (probability, "0.05"),
+    "scorer.top_k": (positive_int, "5"),
+    "scorer.batch_size": (positive_int, "32"),
+    "attribution.batch_size": (positive_int, "64"),
+    "attack.eps": (pixel_budget, "8/255"),
+    "attack.alpha": (optional(pixel_budget), "2/255"),
+    "robustness.eps": (each(pixel_budget), "[4/255,8/255]"),
+}
+
+# files and folders an entry point reads: key -> (kind, what to pass)
+INPUTS: dict[str, tuple[str, str]] = {
+    "ckpt_path": ("checkpoint", "a checkpoint written by pixelproof.train"),
+    "detector_ckpt_path": ("checkpoint", "a checkpoint written by pixelproof.train"),
+    "input_dir": ("dir", "a folder of images named <index>.<ext>"),
+    "predictions": ("file", "a Task-1 JSON written by pixelproof.predict"),
+    "robustness.source_ckpt_path": ("checkpoint", "a checkpoint written by pixelproof.train"),
+}
+# keys an entry point cannot run without (they are ??? in its config)
+REQUIRED = ("ckpt_path", "input_dir", "output")
+
+
+def validate(cfg: DictConfig, task: str | None = None, run_dir: str | None = None) -> None:
+    """Raise :class:`ConfigError` (or ``FileNotFoundError`` for a missing input) on the first
+    setting of ``cfg`` outside what it allows. ``task`` defaults to ``cfg.task_name``;
+    ``run_dir`` (default ``paths.output_dir`` when it resolves) must be creatable and writable."""
+    task = task or _get(cfg, "task_name") or ""
+    for key in REQUIRED:
+        if OmegaConf.is_missing(cfg, key):
+            what = INPUTS[key][1] if key in INPUTS else "a file to write"
+            raise ConfigError(f"{key} is required: pass {key}=<{what}>")
+    for key, (check, example) in CHECKS.items():
+        value = _get(cfg, key)
+        if value is _ABSENT:
+            continue
+        reason = check(value)
+        if reason:
+            raise ConfigError(f"{key}={_show(value)}: {reason} (e.g. {key}={example})")
+    if _get(cfg, "seed") not in (_ABSENT, None) and not _is_int(_get(cfg, "seed")):
+        raise ConfigError(f"seed={_show(_get(cfg, 'seed'))}: must be a whole number, or null")
+    if task == "predict" and _get(cfg, "output") not in (_ABSENT, None):
+        from pixelproof.predict import output_files
+
+        _check_distinct("output", output_files(Path(str(cfg.output))))
+    if task == "explain" and _get(cfg, "output") not in (_ABSENT, None):
+        from pixelproof.explain import details_path
+
+        output = Path(str(cfg.output))
+        details = details_path(output, _get(cfg, "details_output") or None)
+        if _same(output, details):
+            raise ConfigError(
+                f"details_output={details} is also output={output}: the Task-2 file and its "
+                "details would overwrite each other; pass another details_output (or null)"
+            )
+    for key, (kind, what) in INPUTS.items():
+        _check_input(key, _get(cfg, key), kind, what)
+    if run_dir is None:
+        run_dir = _get(cfg, "paths.output_dir")
+    if run_dir not in (_ABSENT, None):
+        check_writable_dir(str(run_dir), "the run directory")
+
+
+def check_writable_dir(path: str, what: str) -> None:
+    """``path`` exists as a writable folder or can be created: tried with a temporary folder in
+    its nearest existing parent, removed at once (``os.access`` says yes to root anywhere)."""
+    target = Path(path).absolute()
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{what} {path} cannot be created: {existing} is not a folder")
+    try:
+        Path(tempfile.mkdtemp(prefix=".pixelproof-check-", dir=existing)).rmdir()
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise ConfigError(
+            f"{what} {path} cannot be created or written ({existing}: {reason}); "
+            "pass hydra.run.dir=<a writable folder> (or PIXELPROOF_ROOT=<folder>)"
+        ) from None
+
+
+def _check_input(key: str, value: Any, kind: str, what: str) -> None:
+    if value in (_ABSENT, None) or (key == "robustness.source_ckpt_path" and not value):
+        return
+    path = Path(str(value))
+    if kind in ("file", "checkpoint") and not path.is_file():
+        problem = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise FileNotFoundError(f"{key}={value} {problem}; pass {what}")
+    if kind == "checkpoint" and not zipfile.is_zipfile(path):  # what torch.save writes
+        raise ConfigError(
+            f"{key}={value} is not a checkpoint: not a file torch.save wrote (a truncated "
+            f"checkpoint, or another kind of file); pass {what}"
+        )
+    if kind == "dir" and not path.is_dir():
+        problem = "is a file, not a folder" if path.is_file() else "does not exist"
+        raise FileNotFoundError(f"{key}={value} {problem}; pass {what}")
+
+
+def _check_distinct(key: str, files: Iterable[tuple[str, Path]]) -> None:
+    seen: dict[str, str] = {}
+    for name, path in files:
+        where = os.path.abspath(path)
+        if where in seen:
+            raise ConfigError(
+                f"{key}={path}: {seen[where]} and {name} would both be written to {path}; "
+                f"pass {key}=<name>.json"
+            )
+        seen[where] = name
+
+
+def _same(a: Path, b: Path) -> bool:
+    return os.path.abspath(a) == os.path.abspath(b)
+
+
+def _get(cfg: DictConfig, key: str) -> Any:
+    """The value at ``key`` (resolved, plain containers), or ``_ABSENT``."""
+    try:
+        value = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False)
+    except Exception:  # an interpolation that cannot resolve yet (e.g. ${hydra:...})
+        return _ABSENT
+    if isinstance(value, DictConfig | ListConfig):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_show(v) for v in value) + "]"
+    return "null" if value is None else str(value)
+
+
+class ValidateConfig(_HydraCallback):
+    """Hydra callback: :func:`validate` the composed config before the run directory exists.
+
+    A bad setting prints one line (``<task>: <message>``) on stderr and exits with status 2;
+    ``HYDRA_FULL_ERROR=1`` raises it with its traceback instead."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config, _get(config, "hydra.run.dir"))
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config, _get(config, "hydra.sweep.dir"))
+
+    @staticmethod
+    def _check(config: DictConfig, run_dir: Any) -> None:
+        try:
+            validate(config, run_dir=None if run_dir is _ABSENT else str(run_dir))
+        except (ConfigError, FileNotFoundError) as err:
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            task = _get(config, "task_name")
+            print(f"pixelproof.{task}: {err}", file=sys.stderr)
+            sys.exit(EXIT_BAD_SETTING)
