@@ -42,19 +42,26 @@ NATIVE = {"native", "inference_mode", "channels_last", "compile"} | {
 }
 
 
-def rss_mb() -> float:
-    """Resident memory now (Linux ``/proc``; 0 where it is unavailable)."""
+def _proc_status_mb(field: str) -> float | None:
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
-    return 0.0
+    return None
+
+
+def rss_mb() -> float:
+    """Resident memory now (Linux ``/proc``; 0 where it is unavailable)."""
+    return _proc_status_mb("VmRSS") or 0.0
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+    """High-water resident memory, from the same source as ``rss_mb`` where it exists
+    (``ru_maxrss`` is counted differently and can read a few kB below VmRSS)."""
+    peak = _proc_status_mb("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def median_seconds(fn: Callable[[], object], iters: int, warmup: int) -> float:
