@@ -52,3 +52,10 @@ format: install ## ruff: fix imports and format
 clean: ## remove run outputs, caches and the generated dataset (keeps .venv)
 	rm -rf outputs multirun logs data wandb lightning_logs .pytest_cache .ruff_cache
 	find . -name __pycache__ -not -path "./$(VENV)/*" -prune -exec rm -rf {} +
+
+.PHONY: generators
+generators: install ## retrain the shipped generator zoo (CPU, minutes per model; ARGS="threads=1 ...")
+	$(BIN)/python -m pixelproof.train_generator generator=dcgan $(ARGS)
+	$(BIN)/python -m pixelproof.train_generator generator=ddpm $(ARGS)
+	$(BIN)/python -m pixelproof.train_generator generator=vae $(ARGS)
+	$(BIN)/python -m pixelproof.train_generator generator=pixelcnn $(ARGS)

@@ -20,10 +20,10 @@ from image_factory import make_image
 from PIL import Image
 from tiny_models import save_tiny_clip
 
+from pixelproof import photographs
 from pixelproof.app import DetectorDemo, assign_indices, smallest_flip_eps
 from pixelproof.attacks.craft import craft
 from pixelproof.attacks.spec import attack_spec
-from pixelproof.data import photographs
 from pixelproof.predict import predict
 
 TESTS = Path(__file__).resolve().parent

@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 from PIL import Image, JpegImagePlugin
 
-from pixelproof.data import photographs
-from pixelproof.data.photographs import (
+from pixelproof import photographs
+from pixelproof.photographs import (
     PHOTO_DIR,
     load_photo,
     photo_names,
     provenance,
     random_crop,
 )
-from pixelproof.data.photographs.vendor import CSV_FIELDS, SELECTION
+from pixelproof.photographs.vendor import CSV_FIELDS, SELECTION
 
 SCENES = {
     "landscape",

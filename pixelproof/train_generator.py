@@ -1,0 +1,172 @@
+"""Train one generator of the zoo on CPU and write its weights and model card.
+
+    python -m pixelproof.train_generator generator=ddpm          # one generator, minutes
+    python -m pixelproof.train_generator generator=dcgan trainer.max_steps=200 weights_dir=/tmp/g
+    make generators                                              # the whole zoo, one by one
+
+The run trains ``cfg.generator`` for ``trainer.max_steps`` steps on fresh 32x32 crops of the
+training photographs (``cfg.data``), then writes ``<weights_dir>/<name>.safetensors`` (only
+the weights sampling needs, in ``weights_dtype``) and ``<name>.json``, the model card: the
+command, the resolved generator config (``load_generator`` rebuilds the module from it), the
+steps, the wall-clock seconds, the final losses, the parameter count, versions, the date and
+the photographs. It then reloads the written files and times sampling ``time_sampling``
+images. Logs (metrics.csv) go to the run directory under ``logs/train_generator/runs/``.
+
+``train_generator(cfg)`` is a plain function (the tests call it); ``main`` wraps it for Hydra.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import platform
+import sys
+import time
+from collections import deque
+from datetime import datetime, timezone
+from pathlib import Path
+
+import hydra
+from lightning import Callback
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+class LossTracker(Callback):
+    """Counts the batches and keeps the last ``window`` values of every ``train/`` metric."""
+
+    def __init__(self, window: int = 100) -> None:
+        self.window, self.batches, self.history = window, 0, {}
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.batches += 1
+        for key, value in trainer.callback_metrics.items():
+            if key.startswith("train/"):
+                self.history.setdefault(key, deque(maxlen=self.window)).append(float(value))
+
+    def last(self) -> dict[str, float]:
+        return {k: v[-1] for k, v in sorted(self.history.items())}
+
+    def mean(self) -> dict[str, float]:
+        return {k: sum(v) / len(v) for k, v in sorted(self.history.items())}
+
+
+def command_line() -> str:
+    """The command that reproduces this run (Hydra's overrides, else ``sys.argv``)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        overrides = list(HydraConfig.get().overrides.task)
+    else:
+        overrides = sys.argv[1:]
+    return " ".join(["python -m pixelproof.train_generator", *overrides])
+
+
+def train_generator(cfg: DictConfig) -> dict:
+    """Train ``cfg.generator``, write its weights and model card, and return the card."""
+    import lightning as L
+    import torch
+    from safetensors.torch import save_file
+
+    from pixelproof.generators import zoo
+    from pixelproof.utils.instantiate import instantiate_named
+
+    torch.set_num_threads(cfg.threads)
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = hydra.utils.instantiate(cfg.data)
+    model = hydra.utils.instantiate(cfg.generator)
+    tracker = LossTracker()
+    loggers = instantiate_named(cfg.get("logger"), "logger")
+    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=[tracker], logger=loggers or False)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    start = time.perf_counter()
+    trainer.fit(model, datamodule=datamodule)
+    seconds = time.perf_counter() - start
+    final = tracker.last()
+    if trainer.interrupted:
+        raise RuntimeError("training was interrupted: no weights written")
+    if not all(math.isfinite(v) for v in final.values()):
+        raise FloatingPointError(f"{cfg.name}: non-finite final losses {final}; nothing written")
+
+    out = Path(cfg.weights_dir) if cfg.get("weights_dir") else zoo.WEIGHTS_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    dtype = getattr(torch, cfg.weights_dtype)
+    state = {k: v.detach().to(dtype).contiguous() for k, v in model.sampling_state_dict().items()}
+    weights = out / f"{cfg.name}.safetensors"
+    save_file(state, weights, metadata={"generator": cfg.name, "dtype": cfg.weights_dtype})
+
+    card = {
+        "name": cfg.name,
+        "family": model.family,
+        "command": command_line(),
+        "generator": OmegaConf.to_container(cfg.generator, resolve=True),
+        "data": OmegaConf.to_container(cfg.data, resolve=True),
+        "photographs": {"source": _photo_module(), "names": list(datamodule.photo_names)},
+        "seed": cfg.seed,
+        "threads": cfg.threads,
+        "iterations": tracker.batches,
+        "optimizer_steps": trainer.global_step,
+        "train_seconds": round(seconds, 1),
+        "final_losses": final,
+        "final_losses_mean_last_100": tracker.mean(),
+        "parameters": model.num_sampling_parameters(),
+        "parameters_with_training_only_parts": sum(p.numel() for p in model.parameters()),
+        "weights_file": weights.name,
+        "weights_dtype": cfg.weights_dtype,
+        "weights_bytes": weights.stat().st_size,
+        "torch": torch.__version__,
+        "lightning": L.__version__,
+        "python": platform.python_version(),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    card_path = out / f"{cfg.name}.json"
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+
+    if cfg.time_sampling:
+        card["sampling"] = _time_sampling(cfg, model, out)
+        card_path.write_text(json.dumps(card, indent=2) + "\n")
+    log.info("wrote %s and %s", weights, card_path)
+    print(f"\n{cfg.name}: {weights} ({card['weights_bytes'] / 1e6:.2f} MB), {card_path}")
+    print(f"  {card['iterations']} iterations in {seconds:.0f} s; final losses {final}")
+    if "sampling" in card:
+        print(f"  sampling: {card['sampling']}")
+    return card
+
+
+def _photo_module() -> str:
+    from pixelproof.generators.crops import photo_source
+
+    return photo_source("train").module
+
+
+def _time_sampling(cfg: DictConfig, model, out: Path) -> dict:
+    """Reload the written weights (a round trip through the zoo's loader) and time sampling."""
+    from pixelproof.generators import zoo
+
+    if cfg.name in zoo.ZOO:
+        model = zoo.load_generator(cfg.name, out)
+    n, batch = int(cfg.time_sampling), cfg.sampling_batch_size or model.sample_batch_size
+    start = time.perf_counter()
+    images = model.sample(n, seed=0, batch_size=batch, desc=f"sampling {cfg.name}")
+    seconds = time.perf_counter() - start
+    return {
+        "images": n,
+        "seconds": round(seconds, 1),
+        "batch_size": batch,
+        "threads": cfg.threads,
+        "mean_pixel": round(float(images.mean()), 2),
+        "std_pixel": round(float(images.std()), 2),
+    }
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train_generator")
+def main(cfg: DictConfig) -> None:
+    train_generator(cfg)
+
+
+if __name__ == "__main__":
+    main()
