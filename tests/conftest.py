@@ -13,7 +13,7 @@ CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach for a model hub
 
-TINY_EMBEDDED = ["data.embedded.n_train=96", "data.embedded.n_test=48"]
+TINY_EMBEDDED = ["data.embedded.n_train=96", "data.embedded.n_val=48", "data.embedded.n_test=48"]
 
 
 def compose_config(name: str, *overrides: str) -> DictConfig:
@@ -33,15 +33,16 @@ def embedded_root(tmp_path_factory) -> Path:
     from pixelproof.data.embedded import build_embedded_dataset
 
     root = tmp_path_factory.mktemp("data") / "embedded"
-    return build_embedded_dataset(root, n_train=96, n_test=48, seed=0)
+    return build_embedded_dataset(root, n_train=96, n_val=48, n_test=48, seed=0)
 
 
 def tiny_data_overrides(tmp_path: Path, embedded_root: Path) -> list[str]:
-    """The tiny embedded data, read as a plain CIFAKE folder, small batches, files in tmp_path."""
+    """The tiny embedded data, already built (read as its layout), small batches, files in
+    tmp_path."""
     return [
         f"paths.root_dir={tmp_path}",
         f"data.root={embedded_root}",
-        "data.embedded=null",  # already built: read it as a plain CIFAKE folder
+        "data.embedded=null",  # already built: only read it
         "data.batch_size=16",
         "data.eval_batch_size=32",
     ]

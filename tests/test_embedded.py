@@ -1,5 +1,5 @@
-"""The embedded offline dataset: layout, determinism, safety, and that each fake pipeline leaves
-the trace it claims to leave."""
+"""The embedded offline dataset: photographs against samples of the shipped generator zoo.
+Layout, determinism, splits by photograph, held-out families, simulations, and safety."""
 
 from __future__ import annotations
 
@@ -9,26 +9,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from scipy import ndimage
 
-from pixelproof.data.embedded import (
-    EMBEDDED_GENERATORS,
-    TEST_PHOTOS,
-    TRAIN_PHOTOS,
-    VERSION,
-    build_embedded_dataset,
-    describe,
-    load_photo,
-    random_crop,
-)
-from pixelproof.data.fake_generators import GENERATORS
+from pixelproof.data import embedded
+from pixelproof.data.embedded import VERSION, build_embedded_dataset, fake_sources
+from pixelproof.generators import zoo
+from pixelproof.photographs import photo_names
 
-N_TRAIN, N_TEST = 40, 24
+N = dict(n_train=24, n_val=12, n_test=16)
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_embedded_dataset(tmp_path_factory.mktemp("emb") / "ds", N_TRAIN, N_TEST, seed=0)
+def parent(tmp_path_factory) -> Path:
+    """One folder for every build of this module, so they share one cache of samples."""
+    return tmp_path_factory.mktemp("embedded")
+
+
+@pytest.fixture(scope="module")
+def built(parent: Path) -> Path:
+    return build_embedded_dataset(parent / "ds", **N, seed=0)
 
 
 def _pngs(folder: Path) -> list[Path]:
@@ -39,198 +37,122 @@ def _tree_bytes(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.png"))}
 
 
-def test_layout_and_counts(built: Path) -> None:
-    for split, n in (("train", N_TRAIN), ("test", N_TEST)):
+def test_layout_counts_and_manifest(built: Path) -> None:
+    generators = list(zoo.GENERATOR_NAMES)
+    for split in ("train", "val", "test"):
+        n = N[f"n_{split}"]
         reals, fakes = _pngs(built / split / "REAL"), _pngs(built / split / "FAKE")
         assert len(reals) == n // 2 and len(fakes) == n - n // 2
-        per_gen = {g: sum(p.name.startswith(g + "_") for p in fakes) for g in EMBEDDED_GENERATORS}
-        assert sum(per_gen.values()) == len(fakes)  # every fake is named after its generator
-        assert max(per_gen.values()) - min(per_gen.values()) <= 1  # round robin
+        per_source = {g: sum(p.name.startswith(g + "_") for p in fakes) for g in generators}
+        assert sum(per_source.values()) == len(fakes)  # every fake is named after its generator
+        assert max(per_source.values()) - min(per_source.values()) <= 1  # round robin
     manifest = json.loads((built / "manifest.json").read_text())
-    assert manifest["parameters"] == {
-        "version": VERSION,
-        "n_train": N_TRAIN,
-        "n_test": N_TEST,
-        "seed": 0,
-        "generators": list(EMBEDDED_GENERATORS),
-    }
-    assert manifest["splits"]["test"]["counts"] == {"REAL": N_TEST // 2, "FAKE": N_TEST // 2}
-    assert manifest["description"] == describe() and "NOT a benchmark" in describe()
-    # No temporary build folder is left beside the dataset.
-    assert [p.name for p in built.parent.iterdir()] == [built.name]
-
-
-def test_every_image_is_a_32x32_rgb_png(built: Path) -> None:
-    files = list(built.rglob("*.png"))
-    assert len(files) > N_TRAIN + N_TEST
-    for path in files:
+    params = manifest["parameters"]
+    assert params["version"] == VERSION and params["sources"]["test"] == generators
+    assert set(params["weights"]) == set(generators)  # a retrained generator is a new dataset
+    assert "not a benchmark of Stable Diffusion" in manifest["description"]
+    for path in built.rglob("*.png"):
         with Image.open(path) as img:
             assert (img.format, img.mode, img.size) == ("PNG", "RGB", (32, 32))
 
 
-def test_same_seed_same_bytes_other_seed_differs(tmp_path: Path) -> None:
-    a = build_embedded_dataset(tmp_path / "a", N_TRAIN, N_TEST, seed=3)
-    b = build_embedded_dataset(tmp_path / "b", N_TRAIN, N_TEST, seed=3)
-    c = build_embedded_dataset(tmp_path / "c", N_TRAIN, N_TEST, seed=4)
-    assert _tree_bytes(a) == _tree_bytes(b)
-    bytes_c = _tree_bytes(c)
-    assert sum(bytes_c.get(k) != v for k, v in _tree_bytes(a).items()) > N_TRAIN
+def test_fakes_are_the_generators_samples(built: Path, parent: Path) -> None:
+    """The test split's DCGAN fakes are, in order, the first samples of its test stream."""
+    fakes = _pngs(built / "test_per_generator" / "dcgan" / "1_fake")
+    seed = embedded.sample_seed(0, "test")
+    samples = embedded.generator_samples("dcgan", len(fakes), seed, parent / "generator_samples")
+    for path, image in zip(fakes, samples):
+        assert np.array_equal(np.asarray(Image.open(path)), image)
 
 
-def test_second_call_is_a_no_op(built: Path) -> None:
+def test_splits_are_by_photograph(built: Path) -> None:
+    manifest = json.loads((built / "manifest.json").read_text())
+    used = {}
+    for split in ("train", "val", "test"):
+        assert manifest["splits"][split]["photographs"] == list(photo_names(split))
+        used[split] = {p.name.rsplit("_", 1)[0] for p in _pngs(built / split / "REAL")}
+        assert used[split] and used[split] <= set(photo_names(split))
+    assert not (used["train"] & used["val"] or used["train"] & used["test"])
+
+
+def test_per_generator_test_layout(built: Path) -> None:
+    per_gen = built / "test_per_generator"
+    assert sorted(p.name for p in per_gen.iterdir()) == sorted(zoo.GENERATOR_NAMES)
+    test_reals = {p.name: p for p in _pngs(built / "test" / "REAL")}
+    for gen in zoo.GENERATOR_NAMES:
+        reals, fakes = _pngs(per_gen / gen / "0_real"), _pngs(per_gen / gen / "1_fake")
+        assert fakes and len(reals) == len(fakes)
+        for p in reals:  # the same bytes as in test/REAL, hard-linked where possible
+            assert p.read_bytes() == test_reals[p.name].read_bytes()
+
+
+def test_same_seed_same_bytes_other_seed_differs(built: Path, parent: Path) -> None:
+    again = build_embedded_dataset(parent / "again", **N, seed=0)
+    other = build_embedded_dataset(parent / "other", **N, seed=1)
+    assert _tree_bytes(again) == _tree_bytes(built)
+    bytes_other = _tree_bytes(other)
+    assert sum(bytes_other.get(k) != v for k, v in _tree_bytes(built).items()) > N["n_train"]
+
+
+def test_a_held_out_family_is_only_in_the_test_split(parent: Path) -> None:
+    root = build_embedded_dataset(parent / "no_gan", **N, held_out="gan")
+    for split in ("train", "val"):
+        assert not any(p.name.startswith("dcgan_") for p in _pngs(root / split / "FAKE"))
+    assert (root / "test_per_generator" / "dcgan" / "1_fake").is_dir()
+    assert fake_sources("train", held_out="gan") == ["ddpm", "vae", "pixelcnn"]
+    with pytest.raises(ValueError, match="held_out='cats'.*gan, diffusion, vae, autoregressive"):
+        fake_sources("train", held_out="cats")
+
+
+def test_simulations_are_extra_named_fake_sources(parent: Path) -> None:
+    root = build_embedded_dataset(
+        parent / "sims", **N, generators=["vae"], simulations=["tconv_upsample"]
+    )
+    assert sorted(p.name for p in (root / "test_per_generator").iterdir()) == [
+        "sim_tconv_upsample",
+        "vae",
+    ]
+    with pytest.raises(ValueError, match="simulations=.*choose from"):
+        fake_sources("train", simulations=["nope"])
+
+
+def test_second_call_is_a_no_op_and_other_parameters_raise_unless_forced(
+    built: Path, parent: Path
+) -> None:
     stamps = {p: p.stat().st_mtime_ns for p in [built / "manifest.json", *built.rglob("*.png")]}
-    assert build_embedded_dataset(built, N_TRAIN, N_TEST, seed=0) == built
+    assert build_embedded_dataset(built, **N, seed=0) == built
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
-
-
-def test_other_parameters_raise_unless_forced(tmp_path: Path) -> None:
-    root = build_embedded_dataset(tmp_path / "ds", N_TRAIN, N_TEST, seed=0)
+    root = build_embedded_dataset(parent / "forced", **N, seed=0)
     before = _tree_bytes(root)
-    with pytest.raises(ValueError, match="force") as err:
-        build_embedded_dataset(root, N_TRAIN, N_TEST, seed=1)
-    assert str(root) in str(err.value)
+    with pytest.raises(ValueError, match="differing: seed.*data.embedded.force=true"):
+        build_embedded_dataset(root, **N, seed=2)
     assert _tree_bytes(root) == before  # nothing was touched
-    build_embedded_dataset(root, N_TRAIN, N_TEST, seed=1, force=True)
-    assert json.loads((root / "manifest.json").read_text())["parameters"]["seed"] == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]  # the old build is gone
+    build_embedded_dataset(root, **N, seed=2, force=True)
+    assert json.loads((root / "manifest.json").read_text())["parameters"]["seed"] == 2
+    assert not [p for p in parent.iterdir() if p.name.startswith(".forced")]  # no leftovers
 
 
-def test_foreign_folder_is_never_written_into(tmp_path: Path) -> None:
-    root = tmp_path / "mine"
+def test_foreign_folder_is_never_written_into(parent: Path) -> None:
+    root = parent / "mine"
     root.mkdir()
     (root / "thesis.txt").write_text("precious")
     for force in (False, True):
         with pytest.raises(FileExistsError, match="manifest"):
-            build_embedded_dataset(root, N_TRAIN, N_TEST, force=force)
+            build_embedded_dataset(root, **N, force=force)
     assert [p.name for p in root.iterdir()] == ["thesis.txt"]
-    # An existing empty folder is fine.
-    (tmp_path / "empty").mkdir()
-    assert (build_embedded_dataset(tmp_path / "empty", N_TRAIN, N_TEST) / "manifest.json").is_file()
 
 
-def test_bad_arguments_raise(tmp_path: Path) -> None:
+def test_bad_arguments_raise(parent: Path) -> None:
     with pytest.raises(ValueError, match="generators"):
-        build_embedded_dataset(tmp_path / "x", N_TRAIN, N_TEST, generators=["nope"])
-    with pytest.raises(ValueError, match="fewer fakes"):
-        build_embedded_dataset(tmp_path / "x", N_TRAIN, 4)
-    assert not (tmp_path / "x").exists()
+        build_embedded_dataset(parent / "x", **N, generators=["nope"])
+    with pytest.raises(ValueError, match="n_test=4 leaves fewer fakes"):
+        build_embedded_dataset(parent / "x", n_train=24, n_val=12, n_test=4)
+    assert not (parent / "x").exists()
 
 
-def test_train_and_test_photographs_are_disjoint(built: Path) -> None:
-    manifest = json.loads((built / "manifest.json").read_text())
-    train, test = set(manifest["photos"]["train"]), set(manifest["photos"]["test"])
-    assert train == set(TRAIN_PHOTOS) and test == set(TEST_PHOTOS) and not train & test
-    for split, allowed in (("train", train), ("test", test)):
-        used = {p.name.rsplit("_", 1)[0] for p in _pngs(built / split / "REAL")}
-        assert used and used <= allowed
-
-
-def test_per_generator_layout(built: Path) -> None:
-    per_gen = built / "test_per_generator"
-    assert sorted(p.name for p in per_gen.iterdir()) == sorted(EMBEDDED_GENERATORS)
-    test_reals = {p.name: p for p in _pngs(built / "test" / "REAL")}
-    for gen in EMBEDDED_GENERATORS:
-        reals, fakes = _pngs(per_gen / gen / "0_real"), _pngs(per_gen / gen / "1_fake")
-        assert fakes and len(reals) == len(fakes)
-        assert all(p.name.startswith(gen + "_") for p in fakes)
-        for p in reals:  # the same bytes as in test/REAL, hard-linked where possible
-            assert p.read_bytes() == test_reals[p.name].read_bytes()
-        assert fakes[0].read_bytes() == (built / "test" / "FAKE" / fakes[0].name).read_bytes()
-
-
-# --- the fake pipelines -------------------------------------------------------------------------
-
-
-def _contents(n: int = 20, seed: int = 123) -> list[np.ndarray]:
-    """Clean 32x32 crops of the train photographs, as the builder feeds the pipelines."""
-    rng = np.random.default_rng(seed)
-    return [random_crop(load_photo(TRAIN_PHOTOS[i % len(TRAIN_PHOTOS)]), rng) for i in range(n)]
-
-
-def _fakes(name: str, contents: list[np.ndarray], seed: int = 7) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return [GENERATORS[name](c, rng) for c in contents]
-
-
-def _power(img: np.ndarray) -> np.ndarray:
-    """Power spectrum of the grey image, mean removed."""
-    g = img.astype(np.float64).mean(axis=2)
-    return np.abs(np.fft.fft2(g - g.mean())) ** 2
-
-
-_FY, _FX = np.meshgrid(np.fft.fftfreq(32), np.fft.fftfreq(32), indexing="ij")
-_HIGH = np.hypot(_FY, _FX) > 0.25
-
-
-def test_generators_registry() -> None:
-    assert tuple(GENERATORS) == EMBEDDED_GENERATORS
-    assert len(GENERATORS) >= 3
-    assert all(fn.__doc__ for fn in GENERATORS.values())
-
-
-@pytest.mark.parametrize("name", list(GENERATORS))
-def test_generator_contract(name: str) -> None:
-    contents = _contents(6)
-    fakes = _fakes(name, contents)
-    for content, fake in zip(contents, fakes):
-        assert fake.dtype == np.uint8 and fake.shape == (32, 32, 3)
-        assert np.abs(fake.astype(int) - content).mean() > 0
-    assert all(np.array_equal(a, b) for a, b in zip(fakes, _fakes(name, contents)))  # seeded
-    grey = np.repeat(contents[0][:, :, :1], 3, axis=2)  # a greyscale photo stays greyscale
-    out = GENERATORS[name](grey, np.random.default_rng(0))
-    assert np.array_equal(out[:, :, 0], out[:, :, 1]) and np.array_equal(out[:, :, 0], out[:, :, 2])
-
-
-def _nyquist_share(img: np.ndarray) -> float:
-    """Share of the high-pass residual's power at the Nyquist frequencies (the checkerboard)."""
-    g = img.astype(np.float64)
-    p = _power(g - ndimage.gaussian_filter(g, sigma=(1.0, 1.0, 0)))
-    return (p[16, 0] + p[0, 16] + p[16, 16]) / p.sum()
-
-
-def test_tconv_upsample_leaves_a_checkerboard() -> None:
-    contents = _contents()
-    fake = np.mean([_nyquist_share(f) for f in _fakes("tconv_upsample", contents)])
-    real = np.mean([_nyquist_share(c) for c in contents])
-    assert fake > 20 * real
-
-
-def _high_share(img: np.ndarray) -> float:
-    p = _power(img)
-    return p[_HIGH].sum() / p.sum()
-
-
-def test_interp_upsample_removes_high_frequencies() -> None:
-    contents = _contents()
-    fake = np.mean([_high_share(f) for f in _fakes("interp_upsample", contents)])
-    assert fake < 0.75 * np.mean([_high_share(c) for c in contents])
-
-
-def test_smooth_resynth_smooths_and_adds_structured_noise() -> None:
-    contents = _contents(30)
-    fakes = _fakes("smooth_resynth", contents)
-    # Texture is flattened: less high-frequency power in the textured half of the crops (on flat
-    # crops the added noise is all the high frequencies there are).
-    hf_real = np.array([_power(c)[_HIGH].sum() for c in contents])
-    hf_fake = np.array([_power(f)[_HIGH].sum() for f in fakes])
-    textured = hf_real >= np.median(hf_real)
-    assert np.median(hf_fake[textured] / hf_real[textured]) < 0.7
-    # What it adds on flat ground is noise streaked along the diagonal: correlated at lag (1, 1)
-    # and not at lag (1, -1).
-    flat = np.full((32, 32, 3), 128, np.uint8)
-    rng = np.random.default_rng(0)
-    res = np.stack([GENERATORS["smooth_resynth"](flat, rng)[:, :, 0] for _ in range(20)])
-    res = res - res.mean(axis=(1, 2), keepdims=True)
-    diag = (res[:, 1:, 1:] * res[:, :-1, :-1]).mean() / res.var()
-    anti = (res[:, 1:, :-1] * res[:, :-1, 1:]).mean() / res.var()
-    assert diag > 0.4 and abs(anti) < 0.15
-
-
-def test_spectral_peaks_adds_a_few_high_frequency_peaks() -> None:
-    contents = _contents()
-    shares, peak_is_high = [], []
-    for content, fake in zip(contents, _fakes("spectral_peaks", contents)):
-        p = _power(fake.astype(np.float64) - content)
-        shares.append(np.sort(p.ravel())[::-1][:6].sum() / p.sum())  # 4 sinusoids: <= 6 bins
-        peak_is_high.append(_HIGH[p == p.max()].all())
-    assert np.mean(shares) > 0.9 and np.mean(peak_is_high) > 0.9
+def test_missing_weights_name_the_file_and_the_command(parent: Path, monkeypatch) -> None:
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", parent / "no_weights")
+    with pytest.raises(zoo.GeneratorWeightsError) as err:
+        build_embedded_dataset(parent / "y", **N)
+    message = str(err.value)
+    assert "\n" not in message and "no_weights" in message and "make generators" in message

@@ -1,23 +1,33 @@
-"""The embedded offline dataset: real photographs that ship with scikit-image and scikit-learn,
-cut into 32x32 crops, against fakes re-synthesised from other crops by generator-like pipelines.
+"""The embedded offline dataset: crops of the vendored photographs against samples of the
+generator zoo, built once into a folder that the ordinary layouts read.
 
-It needs no network and builds in seconds, so training, tests and CI run anywhere. It is written
-in the CIFAKE layout, so the code that reads real data reads it too::
-
-    <root>/train/{REAL,FAKE}/*.png
-    <root>/test/{REAL,FAKE}/*.png
-    <root>/test_per_generator/<generator>/{0_real,1_fake}/*.png
+    <root>/{train,val,test}/{REAL,FAKE}/*.png
+    <root>/test_per_generator/<source>/{0_real,1_fake}/*.png
     <root>/manifest.json
 
-Reals are named ``REAL/<photo>_<index>.png`` and fakes ``FAKE/<generator>_<index>.png``. Train
-and test crops come from different photographs (``TRAIN_PHOTOS`` / ``TEST_PHOTOS``), so a test
-score never rewards memorising a photograph. It is a stand-in for generator traces, not a
-benchmark of real generative models: see ``DESCRIPTION``.
+**Real**: random-scale square crops of the photographs in :mod:`pixelproof.photographs`,
+area-averaged to 32x32; each split takes its own photographs (``photo_names(split)``), so a test
+score never rewards memorising a photograph. **Fake**: samples of the trained generators of
+:mod:`pixelproof.generators` (a DCGAN, a DDPM sampled with DDIM, a VAE, a PixelCNN), which were
+trained on crops of the *training* photographs only; optionally also the hand-made trace
+simulations of :mod:`pixelproof.data.simulated_traces` (``simulations``, named ``sim_<name>``).
+Each split is half real; its fakes are spread round robin over its fake sources.
+
+``held_out`` leaves one generator family out of the training and validation fakes while the test
+split keeps every source: the cross-family question (the UFD / RINE protocol), asked offline.
+
+Building samples the shipped weights, never trains them; samples are cached beside ``root``
+(``generator_samples/``, keyed by the weights' digest), so rebuilding is fast. The same
+parameters and weights give byte-identical PNGs.
+
+It is a dataset of undertrained CPU generators and a few thousand crops: it teaches and measures
+what detectors face (fakes out of trained generative models of several families, real photographs
+of many scenes), not how they do on Stable Diffusion or Midjourney.
 """
 
 from __future__ import annotations
 
-import functools
+import hashlib
 import json
 import logging
 import os
@@ -32,115 +42,137 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from pixelproof.data.fake_generators import GENERATORS, SIZE
+from pixelproof.data.simulated_traces import SIMULATIONS
+from pixelproof.generators import zoo
+from pixelproof.photographs import load_photo, photo_names, random_crop
 
 log = logging.getLogger(__name__)
 
-# Bump whenever a change to this file or to fake_generators.py changes the bytes written, so an
-# existing dataset built by older code is recognised as different instead of silently reused.
-VERSION = 1
-
-EMBEDDED_GENERATORS: tuple[str, ...] = tuple(GENERATORS)
-
-# Photographs only: the synthetic images skimage also ships (logo, colorwheel, checkerboard,
-# binary_blobs, shepp_logan_phantom, page, text, horse) are not photographs and are left out.
-COLOUR_PHOTOS = (
-    "astronaut",
-    "chelsea",
-    "coffee",
-    "hubble_deep_field",
-    "immunohistochemistry",
-    "retina",
-    "rocket",
-    "china",
-    "flower",
-)
-GREY_PHOTOS = ("camera", "coins", "clock", "moon", "brick", "grass", "gravel")
-
-# The split is by photograph: no test crop shares a photograph with a train crop. The test set
-# has colour and grey, objects, a landscape, a person and a texture. rocket and flower (large
-# noise-free dark sky and bokeh) are in train on purpose: a detector that never saw smooth real
-# crops learns "smooth means fake" and, tested on them, calls most of them fake.
-TEST_PHOTOS: tuple[str, ...] = ("coffee", "china", "camera", "gravel")
-TRAIN_PHOTOS: tuple[str, ...] = tuple(
-    p for p in COLOUR_PHOTOS + GREY_PHOTOS if p not in TEST_PHOTOS
-)
-
-# Crops flatter than this (standard deviation in grey levels) are drawn again: the black borders
-# of retina and hubble_deep_field would otherwise give identical all-black images in both classes.
-_MIN_CROP_STD = 2.0
+# Bump whenever a change here changes the bytes written, so an existing dataset built by older
+# code is recognised as different instead of silently reused.
+VERSION = 2
+SPLITS = ("train", "val", "test")
+SIMULATION_PREFIX = "sim_"
 
 DESCRIPTION = (
-    "Synthetic stand-in for an AI-generated-image detection dataset. Real images are random-scale "
-    "crops of photographs shipped with scikit-image and scikit-learn, area-averaged to 32x32. "
-    "Fakes are other crops of the same split's photographs, re-synthesised by small pipelines that "
-    "imitate the traces real generators leave (transposed-convolution checkerboards, "
-    "interpolation blur and aliasing, denoiser over-smoothing, periodic spectral fingerprints). "
-    "Train and test come from different photographs. It is NOT a benchmark of real generative "
-    "models and scores on it say nothing about detecting them; it is for smoke tests, CI and "
-    "teaching the pipeline offline."
+    "pixelproof's embedded offline dataset. Real: random-scale crops of real photographs "
+    "vendored in the package (split by photograph), area-averaged to 32x32. Fake: samples of "
+    "small generative models trained on CPU on crops of the training photographs (a DCGAN, a "
+    "DDPM sampled with DDIM, a VAE, a PixelCNN), optionally with simulated traces. Undertrained "
+    "CPU generators and a few thousand crops: not a benchmark of Stable Diffusion or Midjourney."
 )
 
 
-def describe() -> str:
-    """One paragraph saying what the embedded dataset is and is not."""
-    return DESCRIPTION
+def fake_sources(
+    split: str,
+    generators: Sequence[str] | None = None,
+    held_out: str | None = None,
+    simulations: Sequence[str] = (),
+) -> list[str]:
+    """The fake sources of ``split``: the generators (all of the zoo by default; the
+    ``held_out`` family left out of train and val), then ``sim_<name>`` per simulation."""
+    names = list(zoo.GENERATOR_NAMES if generators is None else generators)
+    unknown = [g for g in names if g not in zoo.ZOO]
+    if unknown or not names or len(set(names)) != len(names):
+        raise ValueError(
+            f"data.embedded.generators={names}: distinct names from {list(zoo.ZOO)} please"
+        )
+    if held_out is not None:
+        if held_out not in zoo.FAMILIES:
+            raise ValueError(
+                f"data.embedded.held_out={held_out!r}: choose a family of "
+                f"{', '.join(zoo.FAMILIES)} (or null)"
+            )
+        if split != "test":
+            names = [g for g in names if zoo.ZOO[g].family != held_out]
+        if not names:
+            raise ValueError(f"holding out {held_out!r} leaves no generator to train on")
+    bad = [s for s in simulations if s not in SIMULATIONS]
+    if bad:
+        raise ValueError(
+            f"data.embedded.simulations={list(simulations)}: choose from {list(SIMULATIONS)}"
+        )
+    return names + [SIMULATION_PREFIX + s for s in simulations]
 
 
-@functools.cache
-def load_photo(name: str) -> np.ndarray:
-    """Load one source photograph as a read-only uint8 HxWx3 RGB array (cached: loaded once)."""
-    if name in ("china", "flower"):
-        from sklearn.datasets import load_sample_image
-
-        img = load_sample_image(f"{name}.jpg")
-    elif name in COLOUR_PHOTOS or name in GREY_PHOTOS:
-        from skimage import data
-
-        img = getattr(data, name)()
-    else:
-        raise KeyError(f"unknown embedded photograph {name!r}")
-    img = np.asarray(img, dtype=np.uint8)
-    if img.ndim == 2:
-        img = np.repeat(img[:, :, None], 3, axis=2)
-    img = np.ascontiguousarray(img[:, :, :3])
-    img.flags.writeable = False
-    return img
-
-
-def random_crop(photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A crop of random side in [32, min(H, W) / 2] at a random place, area-averaged to 32x32.
-
-    Area averaging (PIL BOX) is what a real photograph shrunk to 32x32 looks like; the random side
-    spreads the crops over scales, from pixel-level texture to a whole object.
-    """
-    h, w, _ = photo.shape
-    for _ in range(20):
-        side = int(rng.integers(SIZE, max(SIZE, min(h, w) // 2) + 1))
-        top = int(rng.integers(0, h - side + 1))
-        left = int(rng.integers(0, w - side + 1))
-        crop = Image.fromarray(photo[top : top + side, left : left + side])
-        out = np.asarray(crop.resize((SIZE, SIZE), Image.Resampling.BOX))
-        if out.std() >= _MIN_CROP_STD:
-            break
-    return out
-
-
-def _split_plan(n: int, generators: Sequence[str]) -> list[tuple[str, str, int]]:
-    """(class, generator or "", index) for each image of a split: half real, fakes round robin."""
+def _plan(n: int, sources: Sequence[str]) -> list[tuple[str, int]]:
+    """``(source or "", index within its class)`` of each image: half real, fakes round robin."""
     n_real = n // 2
-    plan = [("REAL", "", i) for i in range(n_real)]
-    plan += [("FAKE", generators[i % len(generators)], i) for i in range(n - n_real)]
-    return plan
+    plan = [("", i) for i in range(n_real)]
+    return plan + [(sources[i % len(sources)], i) for i in range(n - n_real)]
 
 
-def _params(n_train: int, n_test: int, seed: int, generators: Sequence[str]) -> dict:
+def _weights_digest(name: str) -> str:
+    path = zoo.WEIGHTS_DIR / zoo.entry(name).weights
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    except FileNotFoundError:
+        zoo.load_generator(name)  # raises the one-line error naming the file and the retraining
+        raise
+
+
+def generator_samples(name: str, n: int, seed: int, cache_dir: Path) -> np.ndarray:
+    """The first ``n`` samples of generator ``name`` for ``seed`` (``[n, 32, 32, 3]`` uint8),
+    from the cache when it holds them. Image ``k`` depends on ``(seed, k)`` only, so a cache of
+    more images serves fewer."""
+    path = cache_dir / f"{name}-{_weights_digest(name)}-seed{seed}.npy"
+    try:
+        cached = np.load(path)
+        if len(cached) >= n:
+            return cached[:n]
+    except (OSError, ValueError):  # absent or unreadable: sample again
+        pass
+    images = zoo.sample(name, n, seed=seed)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".npy")
+    with os.fdopen(handle, "wb") as file:
+        np.save(file, images)
+    os.replace(tmp, path)
+    return images
+
+
+def sample_seed(seed: int, split: str) -> int:
+    """The seed of a split's sample stream: each split's fakes are samples no other split has."""
+    return seed * len(SPLITS) + SPLITS.index(split)
+
+
+def _write_split(
+    out: Path, split: str, split_id: int, n: int, seed: int, sources: list[str], cache: Path, bar
+) -> dict:
+    photos = photo_names(split)
+    for cls in ("REAL", "FAKE"):
+        (out / split / cls).mkdir(parents=True)
+    plan = _plan(n, sources)
+    wanted = Counter(source for source, _ in plan if source)
+    pools = {
+        s: iter(generator_samples(s, wanted[s], sample_seed(seed, split), cache))
+        for s in sources
+        if not s.startswith(SIMULATION_PREFIX)
+    }
+    files: dict[str, list[str]] = {"REAL": [], **{s: [] for s in sources}}
+    used: Counter[str] = Counter()
+    for source, i in plan:
+        if source in pools:
+            image, name = next(pools[source]), f"{source}_{i:05d}.png"
+        else:
+            # one stream per image, keyed by (seed, split, class, index): an image's bytes do not
+            # depend on the order images are made in
+            rng = np.random.default_rng([seed, split_id, int(bool(source)), i])
+            photo = photos[int(rng.integers(len(photos)))]
+            used[photo] += 1
+            image = random_crop(load_photo(photo), rng)
+            if source:  # a simulation re-synthesises a real crop
+                image = SIMULATIONS[source.removeprefix(SIMULATION_PREFIX)](image, rng)
+            name = f"{source}_{i:05d}.png" if source else f"{photo}_{i:05d}.png"
+        files[source or "REAL"].append(name)
+        Image.fromarray(image).save(out / split / ("FAKE" if source else "REAL") / name)
+        bar.update()
     return {
-        "version": VERSION,
-        "n_train": n_train,
-        "n_test": n_test,
-        "seed": seed,
-        "generators": list(generators),
+        "counts": {"REAL": len(files["REAL"]), "FAKE": n - len(files["REAL"])},
+        "fake_per_source": {s: len(files[s]) for s in sources},
+        "photographs": list(photos),
+        "crops_per_photograph": dict(sorted(used.items())),
+        "_files": files,
     }
 
 
@@ -152,61 +184,19 @@ def _link(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def _write_split(
-    out: Path,
-    split: str,
-    split_id: int,
-    n: int,
-    seed: int,
-    generators: Sequence[str],
-    bar: tqdm,
-) -> dict:
-    """Write one split's PNGs; return its counts and the photographs each image came from."""
-    photos = TRAIN_PHOTOS if split == "train" else TEST_PHOTOS
-    for cls in ("REAL", "FAKE"):
-        (out / split / cls).mkdir(parents=True)
-    counts: Counter[str] = Counter()
-    used: dict[str, Counter[str]] = {"REAL": Counter(), "FAKE": Counter()}
-    files: dict[str, list[str]] = {"REAL": [], **{g: [] for g in generators}}
-    for cls, gen, i in _split_plan(n, generators):
-        # One independent stream per image, keyed by (seed, split, class, index): the bytes of an
-        # image do not depend on the order images are made in, nor on the other images.
-        rng = np.random.default_rng([seed, split_id, int(cls == "FAKE"), i])
-        photo = photos[int(rng.integers(len(photos)))]
-        used[cls][photo] += 1
-        crop = random_crop(load_photo(photo), rng)
-        if cls == "REAL":
-            name = f"{photo}_{i:05d}.png"
-            files["REAL"].append(name)
-        else:
-            crop = GENERATORS[gen](crop, rng)
-            name = f"{gen}_{i:05d}.png"
-            files[gen].append(name)
-            counts[gen] += 1
-        Image.fromarray(crop).save(out / split / cls / name)
-        counts[cls] += 1
-        bar.update()
-    return {
-        "counts": {"REAL": counts["REAL"], "FAKE": counts["FAKE"]},
-        "fake_per_generator": {g: counts[g] for g in generators},
-        "images_per_photo": {c: dict(sorted(used[c].items())) for c in used},
-        "_files": files,
-    }
-
-
-def _write_per_generator(out: Path, files: dict[str, list[str]], generators: Sequence[str]) -> dict:
-    """test_per_generator/<gen>/{0_real,1_fake}: each generator's test fakes against as many
-    test reals, the same first reals for every generator (the CNNDetection/RINE protocol)."""
+def _write_per_generator(out: Path, files: dict[str, list[str]], sources: list[str]) -> dict:
+    """test_per_generator/<source>/{0_real,1_fake}: each source's test fakes against as many
+    test reals, the same first reals for every source (the CNNDetection / RINE protocol)."""
     counts = {}
-    for gen in generators:
-        fakes = files[gen]
+    for source in sources:
+        fakes = files[source]
         reals = files["REAL"][: len(fakes)]
         for sub, cls, names in (("0_real", "REAL", reals), ("1_fake", "FAKE", fakes)):
-            folder = out / "test_per_generator" / gen / sub
+            folder = out / "test_per_generator" / source / sub
             folder.mkdir(parents=True)
             for name in names:
                 _link(out / "test" / cls / name, folder / name)
-        counts[gen] = {"0_real": len(reals), "1_fake": len(fakes)}
+        counts[source] = {"0_real": len(reals), "1_fake": len(fakes)}
     return counts
 
 
@@ -221,16 +211,17 @@ def _check_existing(root: Path, params: dict, force: bool) -> bool:
         if recorded == params:
             return True
         if not force:
+            changed = sorted(k for k in params if (recorded or {}).get(k) != params[k])
             raise ValueError(
-                f"{root} already holds an embedded dataset built with different parameters "
-                f"({recorded} != {params}). Pass a different root, or force=True "
-                f"(config: data.embedded.force=true) to rebuild it in place."
+                f"{root} already holds an embedded dataset built with other parameters "
+                f"(differing: {', '.join(changed)}). Pass data.embedded.force=true to rebuild it "
+                "in place, or another data.root."
             )
         return False
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise FileExistsError(
             f"{root} exists and is not an embedded dataset (no manifest.json); refusing to write "
-            f"into someone else's folder. Pass an empty or non-existent root."
+            f"into someone else's folder. Pass an empty or non-existent data.root."
         )
     return False
 
@@ -238,73 +229,78 @@ def _check_existing(root: Path, params: dict, force: bool) -> bool:
 def build_embedded_dataset(
     root: str | Path,
     n_train: int = 6000,
+    n_val: int = 1000,
     n_test: int = 2000,
     seed: int = 0,
     generators: Sequence[str] | None = None,
+    held_out: str | None = None,
+    simulations: Sequence[str] = (),
     force: bool = False,
 ) -> Path:
-    """Build the embedded dataset under ``root`` (if not already there) and return ``root``.
+    """Build the embedded dataset under ``root`` (unless it is there already) and return it.
 
-    ``n_train`` / ``n_test`` are images per split, half real and half fake, the fakes spread
-    round robin over ``generators`` (default: all of ``EMBEDDED_GENERATORS``). The same seed gives
-    byte-identical PNGs. A root already holding the same build is returned untouched; one holding
-    a different build raises unless ``force=True``; a non-empty root without a manifest always
-    raises. The build goes to a temporary sibling renamed into place at the end, so an interrupted
-    build never leaves a half dataset that looks complete.
+    ``n_train`` / ``n_val`` / ``n_test`` are images per split, half real. ``generators``: the
+    zoo's generators to sample (default: all); ``held_out``: a family left out of train and val;
+    ``simulations``: simulated trace pipelines added as fake sources. A root holding the same
+    build is returned untouched; one holding another build raises unless ``force``; a non-empty
+    root without a manifest always raises. The build goes to a temporary sibling renamed into
+    place at the end, so an interrupted build never leaves a half dataset that looks complete.
     """
     root = Path(root).expanduser().resolve()
-    generators = list(EMBEDDED_GENERATORS if generators is None else generators)
-    unknown = [g for g in generators if g not in GENERATORS]
-    if unknown or not generators or len(set(generators)) != len(generators):
-        raise ValueError(
-            f"generators must be distinct names from {list(GENERATORS)}, got {generators}"
-        )
-    for split, n in (("n_train", n_train), ("n_test", n_test)):
-        if n - n // 2 < len(generators):
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"data.embedded.seed={seed!r} must be a non-negative integer")
+    sizes = {"train": n_train, "val": n_val, "test": n_test}
+    sources = {s: fake_sources(s, generators, held_out, simulations) for s in SPLITS}
+    for split, n in sizes.items():
+        if not isinstance(n, int) or n - n // 2 < len(sources[split]):
             raise ValueError(
-                f"{split}={n} leaves fewer fakes than generators ({len(generators)}); "
-                f"every generator needs at least one fake image per split"
+                f"data.embedded.n_{split}={n!r} leaves fewer fakes than fake sources "
+                f"({len(sources[split])}); every source needs at least one image per split"
             )
-    if not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    params = _params(n_train, n_test, seed, generators)
+    params = {
+        "version": VERSION,
+        **{f"n_{s}": n for s, n in sizes.items()},
+        "seed": seed,
+        "sources": sources,
+        "weights": {g: _weights_digest(g) for g in sources["test"] if g in zoo.ZOO},
+    }
     if _check_existing(root, params, force):
         log.debug("embedded dataset already built at %s", root)
         return root
 
     start = time.perf_counter()
     root.parent.mkdir(parents=True, exist_ok=True)
+    cache = root.parent / "generator_samples"
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.building-", dir=root.parent))
     try:
-        bar = tqdm(total=n_train + n_test, desc="embedded dataset", unit="img", disable=None)
-        with bar:
-            train = _write_split(tmp, "train", 0, n_train, seed, generators, bar)
-            test = _write_split(tmp, "test", 1, n_test, seed, generators, bar)
-        per_generator = _write_per_generator(tmp, test.pop("_files"), generators)
-        train.pop("_files")
+        splits = {}
+        with tqdm(total=sum(sizes.values()), desc="embedded dataset", unit="img") as bar:
+            for split_id, split in enumerate(SPLITS):
+                splits[split] = _write_split(
+                    tmp, split, split_id, sizes[split], seed, sources[split], cache, bar
+                )
+        per_generator = _write_per_generator(tmp, splits["test"]["_files"], sources["test"])
+        for info in splits.values():
+            info.pop("_files")
         manifest = {
             "name": "pixelproof-embedded",
             "description": DESCRIPTION,
             "parameters": params,
-            "layout": "CIFAKE: <split>/{REAL,FAKE}/*.png; test_per_generator/<gen>/{0_real,1_fake}",
-            "photos": {"train": list(TRAIN_PHOTOS), "test": list(TEST_PHOTOS)},
-            "sources": "skimage.data and sklearn.datasets.load_sample_images",
-            "image_size": [SIZE, SIZE, 3],
-            "splits": {"train": train, "test": test},
+            "layout": "<split>/{REAL,FAKE}/*.png; test_per_generator/<source>/{0_real,1_fake}",
+            "image_size": [32, 32, 3],
+            "splits": splits,
             "test_per_generator": per_generator,
         }
-        # The manifest is written last: its presence marks a complete build.
+        # the manifest is written last: its presence marks a complete build
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         _move_into_place(tmp, root, params)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     log.info(
-        "built embedded dataset (%d train + %d test images, generators %s, seed %d) at %s in %.1fs",
-        n_train,
-        n_test,
-        ", ".join(generators),
-        seed,
+        "built the embedded dataset (%s images, fake sources %s) at %s in %.1f s",
+        "/".join(str(n) for n in sizes.values()),
+        ", ".join(sources["test"]),
         root,
         time.perf_counter() - start,
     )
@@ -328,7 +324,7 @@ def _move_into_place(tmp: Path, root: Path, params: dict) -> None:
             os.replace(old, root)
             shutil.rmtree(old.parent, ignore_errors=True)
             raise
-        # Another process (e.g. a second DDP rank) finished the same build first: keep theirs.
+        # another process (e.g. a second DDP rank) finished the same build first: keep theirs
         if _check_existing(root, params, force=False):
             shutil.rmtree(tmp, ignore_errors=True)
             return

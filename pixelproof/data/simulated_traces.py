@@ -1,4 +1,7 @@
-"""Generator-like pipelines that turn a clean 32x32 photo crop into a "fake".
+"""Simulated generator traces: hand-made pipelines that turn a clean 32x32 photo crop into a
+"fake". They are simulations, not generators: the embedded dataset's fakes come from the trained
+generator zoo (:mod:`pixelproof.generators`), and these can be mixed in as extra fake sources
+(``data.embedded.simulations``).
 
 Each pipeline is a small pure function ``(content, rng) -> fake``: ``content`` is a uint8
 32x32x3 RGB crop of a real photograph, ``rng`` a ``numpy.random.Generator`` that supplies every
@@ -22,7 +25,7 @@ from scipy import ndimage
 
 SIZE = 32
 
-FakeGenerator = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+Simulation = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 
 def _check(content: np.ndarray) -> np.ndarray:
@@ -174,7 +177,7 @@ def spectral_peaks(content: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return _to_uint8(x + pattern[:, :, None])
 
 
-GENERATORS: dict[str, FakeGenerator] = {
+SIMULATIONS: dict[str, Simulation] = {
     "tconv_upsample": tconv_upsample,
     "interp_upsample": interp_upsample,
     "smooth_resynth": smooth_resynth,
