@@ -1,6 +1,7 @@
 """Collect a Hydra multirun into one results table and plot: one row per run.
 
     python experiments/collect.py logs/<task>/multiruns/<date> [--out DIR] [--title TEXT]
+                                  [--x METRIC]
 
 Reads every job directory of the sweep (``<job>/.hydra/overrides.yaml``, ``config.yaml`` and
 the ``metrics.json`` that ``pixelproof.train`` writes) and writes into ``--out`` (default: the
@@ -10,9 +11,15 @@ sweep directory):
   validation ACC / AP in % (the format of the Team 57 and Team 91 reports); a per-generator table
   (Generator, ACC, AP, Mean row, as Tables 1-2 of Team 91's report, "From Pixels to Proof") when
   the runs tested per generator; the best run by the sweep's ``optimized_metric``.
+* a cross-family table when the runs hold generator families out of training
+  (``held_out``, ``experiment=cross_family``): for each run, test AP / ACC@0.5 on
+  the held-out family's generators against the families it trained on, and per recipe (the other
+  swept overrides) their mean over held-out families.
 * ``results.csv``: the same runs with every override and every metric, unrounded.
 * ``results.png``: test ACC and AP against the numeric swept parameter with the most values
-  (one line per combination of the others), or a bar chart when none is numeric.
+  (one line per combination of the others), or a bar chart when none is numeric; with
+  ``--x train/seconds`` (any logged metric) against that metric instead, one line per
+  combination of the non-numeric swept parameters (a time-to-accuracy plot).
 
 Jobs without ``metrics.json`` (failed, or still running) are skipped with a warning.
 """
@@ -36,11 +43,16 @@ log = logging.getLogger("collect")
 # (column title, metric key): the table's metric columns, in %
 TABLE_METRICS = [
     ("ACC", "test/acc"),
+    ("ACC@t", "test/acc_calibrated"),
     ("AP", "test/ap"),
     ("val ACC", "val/acc"),
     ("val AP", "val/ap"),
 ]
+TRAIN_SECONDS = "train/seconds"  # wall-clock training time, logged by every training run
 PER_GENERATOR = re.compile(r"^test/(?P<generator>.+)/(?P<metric>acc|ap)$")
+# the override that leaves a generator family out of training, and the cross-family columns
+HELD_OUT = "held_out"
+HELD_OUT_KEYS = ("held_out_ap", "held_out_acc", "seen_ap", "seen_acc")
 
 
 @dataclass
@@ -155,13 +167,75 @@ def per_generator_table(runs: Sequence[Run]) -> list[str]:
     return ["", "Per generator (test ACC@0.5 / AP in %):", "", *markdown_table(header, rows)]
 
 
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def held_out_scores(run: Run) -> dict[str, float | None] | None:
+    """Test AP and ACC@0.5 of a run on its held-out family and on the families it saw (means
+    over their generators), or ``None`` for a run that held nothing out."""
+    from pixelproof.generators.zoo import FAMILIES
+
+    family = run.overrides.get(HELD_OUT)
+    if family in (None, "", "null"):
+        return None
+    tested = {m["generator"] for k in run.metrics if (m := PER_GENERATOR.match(k))}
+    held = [g for g in FAMILIES[family] if g in tested]
+    seen = sorted(tested - set(FAMILIES[family]))
+    scores = {}
+    for name, generators in (("held_out", held), ("seen", seen)):
+        for metric in ("ap", "acc"):
+            values = [run.metrics[f"test/{g}/{metric}"] for g in generators]
+            scores[f"{name}_{metric}"] = _mean(values)
+    return scores
+
+
+def cross_family_table(runs: Sequence[Run], swept: Sequence[str]) -> list[str]:
+    """Held-out family vs seen families, per run, and per recipe the mean over held-out families
+    (what a detector does on generators it never saw: the number to prefer)."""
+    scored = [(r, s) for r in runs if (s := held_out_scores(r)) is not None]
+    if not scored:
+        return []
+    recipe_keys = [k for k in swept if k != HELD_OUT]
+    recipe = lambda run: _label(run, recipe_keys) or "default"  # noqa: E731
+    header = ["recipe", "held-out family", "held-out AP", "held-out ACC", "seen AP", "seen ACC"]
+    rows = [
+        [recipe(r), r.overrides[HELD_OUT], *(percent(s[k]) for k in HELD_OUT_KEYS)]
+        for r, s in scored
+    ]
+    lines = [
+        "",
+        "Leave one generator family out (test AP / ACC@0.5 in %, means over the",
+        "family's generators; seen: the families the run trained on):",
+        "",
+    ]
+    lines += markdown_table(header, rows)
+    by_recipe: dict[str, list[dict]] = {}
+    for run, scores in scored:
+        by_recipe.setdefault(recipe(run), []).append(scores)
+    summary = [
+        [
+            name,
+            str(len(group)),
+            *(percent(_mean([s[k] for s in group if s[k] is not None])) for k in HELD_OUT_KEYS),
+            percent(min(s["held_out_ap"] for s in group)),
+        ]
+        for name, group in by_recipe.items()
+    ]
+    header = [*header[:1], "families", *header[2:], "worst held-out AP"]
+    lines += ["", "Per recipe, mean over the held-out families:", ""]
+    return lines + markdown_table(header, summary)
+
+
 def write_markdown(runs, skipped, swept, out: Path, title: str, command: str) -> None:
-    header = ["run", *swept, *(name for name, _ in TABLE_METRICS)]
+    timed = any(TRAIN_SECONDS in r.metrics for r in runs)
+    header = ["run", *swept, *(name for name, _ in TABLE_METRICS), *(["train s"] * timed)]
     rows = [
         [
             r.job,
             *(r.overrides.get(k, "") for k in swept),
             *(percent(r.metrics.get(key)) for _, key in TABLE_METRICS),
+            *([f"{r.metrics.get(TRAIN_SECONDS, float('nan')):.0f}"] * timed),
         ]
         for r in runs
     ]
@@ -172,8 +246,9 @@ def write_markdown(runs, skipped, swept, out: Path, title: str, command: str) ->
     if common:
         lines.append("Common overrides: " + " ".join(f"`{o}`" for o in common) + ".")
     lines += [
-        "ACC@0.5 and AP in %, on the test split (its mean over generators when there are "
-        "several); val: the validation split after the last epoch.",
+        "ACC@0.5, ACC@t (at the checkpoint's calibrated threshold) and AP in %, on the test "
+        "split (its mean over generators when there are several); val: the validation split "
+        "after the last epoch; train s: wall-clock training seconds.",
         "",
     ]
     lines += markdown_table(header, rows)
@@ -186,6 +261,7 @@ def write_markdown(runs, skipped, swept, out: Path, title: str, command: str) ->
             f"Best by {metric} ({mode}): run {run.job} ({values}), "
             f"{metric} = {run.metrics[metric]:.4f}.",
         ]
+    lines += cross_family_table(runs, swept)
     lines += per_generator_table(runs)
     (out / "results.md").write_text("\n".join(lines) + "\n")
 
@@ -217,33 +293,43 @@ def _label(run: Run, keys: Sequence[str]) -> str:
     return ", ".join(f"{k}={run.overrides[k]}" for k in keys)
 
 
-def write_plot(runs: Sequence[Run], swept: Sequence[str], out: Path, title: str) -> None:
+def write_plot(
+    runs: Sequence[Run], swept: Sequence[str], out: Path, title: str, x_metric: str | None = None
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
     numeric = [k for k in swept if all(_number(r.overrides.get(k, "")) is not None for r in runs)]
-    # the x axis: the numeric parameter with the most values; epochs on a tie (a training curve)
-    spread = lambda k: (len({r.overrides[k] for r in runs}), "epoch" in k)  # noqa: E731
-    x_key = max(numeric, key=spread, default=None)
+    if x_metric:  # x from a logged metric; the non-numeric parameters name the lines
+        x_of = lambda r: r.metrics.get(x_metric)  # noqa: E731
+        others = [k for k in swept if k not in numeric]
+    else:  # x: the numeric parameter with the most values; epochs on a tie (a training curve)
+        spread = lambda k: (len({r.overrides[k] for r in runs}), "epoch" in k)  # noqa: E731
+        x_key = max(numeric, key=spread, default=None)
+        x_of = lambda r: _number(r.overrides[x_key])  # noqa: E731
+        others = [k for k in swept if k != x_key]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
-    for ax, (name, key) in zip(axes, TABLE_METRICS[:2]):
-        if x_key is None:
+    for ax, (name, key) in zip(axes, [TABLE_METRICS[0], TABLE_METRICS[2]]):
+        if not x_metric and x_key is None:
             labels = [r.job for r in runs]
             ax.bar(labels, [100 * r.metrics.get(key, float("nan")) for r in runs])
             ax.set_xlabel("run (see results.md)")
         else:
-            others = [k for k in swept if k != x_key]
             series = lambda r, keys=tuple(others): _label(r, keys) or "all runs"  # noqa: E731
             for label, group in groupby(sorted(runs, key=series), key=series):
                 points = sorted(
-                    (_number(r.overrides[x_key]), 100 * r.metrics[key])
+                    (x_of(r), 100 * r.metrics[key])
                     for r in group
-                    if key in r.metrics
+                    if key in r.metrics and x_of(r) is not None
                 )
-                ax.plot(*zip(*points), marker="o", label=label)
-            ax.set_xlabel(x_key)
+                if points:
+                    ax.plot(*zip(*points), marker="o", label=label)
+            ax.set_xlabel(x_metric or x_key)
+            if x_metric == TRAIN_SECONDS:
+                ax.set_xscale("log")
+                ax.set_xlabel("training wall-clock seconds (log)")
             ax.legend(fontsize=7)
         ax.axhline(50, color="grey", lw=0.8, ls=":")  # chance for balanced real/fake
         ax.set_ylabel(f"test {name} (%)")
@@ -254,7 +340,11 @@ def write_plot(runs: Sequence[Run], swept: Sequence[str], out: Path, title: str)
 
 
 def collect(
-    sweep_dir: Path, out: Path | None = None, title: str | None = None, command: str | None = None
+    sweep_dir: Path,
+    out: Path | None = None,
+    title: str | None = None,
+    command: str | None = None,
+    x_metric: str | None = None,
 ) -> list[Run]:
     """Write results.md, results.csv and results.png for the sweep in ``sweep_dir``."""
     sweep_dir = Path(sweep_dir)
@@ -266,7 +356,7 @@ def collect(
     command = command or f"python experiments/collect.py {sweep_dir} --out {out}"
     write_markdown(runs, skipped, swept, out, title, command)
     write_csv(runs, out)
-    write_plot(runs, swept, out, title)
+    write_plot(runs, swept, out, title, x_metric)
     log.info("%d runs (%d skipped) -> %s/results.{md,csv,png}", len(runs), len(skipped), out)
     return runs
 
@@ -276,10 +366,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("sweep_dir", type=Path, help="a Hydra multirun directory")
     parser.add_argument("--out", type=Path, help="where to write results.* (default: sweep_dir)")
     parser.add_argument("--title", help="the table's and plot's title")
+    parser.add_argument("--x", help="plot against this logged metric, e.g. train/seconds")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     command = shlex.join(["python", "experiments/collect.py", *(argv or sys.argv[1:])])
-    collect(args.sweep_dir, args.out, args.title, command)
+    collect(args.sweep_dir, args.out, args.title, command, args.x)
 
 
 if __name__ == "__main__":

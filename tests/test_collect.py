@@ -53,13 +53,16 @@ def test_a_2x2_multirun_collects_into_one_row_per_run(sweep, tmp_path):
         ("3", "0.2", "2"),
     ]
     md = (tmp_path / "results.md").read_text().splitlines()
-    header = "| run | model.xi | trainer.max_epochs | ACC | AP | val ACC | val AP |"
+    header = (
+        "| run | model.xi | trainer.max_epochs | ACC | ACC@t | AP | val ACC | val AP | train s |"
+    )
     table = md[md.index(header) :]
     table = table[: table.index("")] if "" in table else table  # the runs' table, not the next
     assert len([line for line in table if line.startswith("| ")]) == 5  # header + 4 runs
     for run, line in zip(runs, table[2:6]):
         m = metrics_of(sweep / run.job)
-        expected = [f"{100 * m[k]:.1f}" for k in ["test/acc", "test/ap", "val/acc", "val/ap"]]
+        keys = ["test/acc", "test/acc_calibrated", "test/ap", "val/acc", "val/ap"]
+        expected = [*(f"{100 * m[k]:.1f}" for k in keys), f"{m['train/seconds']:.0f}"]
         assert (
             line
             == "| "
@@ -111,6 +114,41 @@ def test_per_generator_metrics_give_team91s_table(tmp_path):
     md = (tmp_path / "results.md").read_text()
     assert "| Generator | run 0 ACC | run 0 AP |\n|---|---|---|\n| gan | 50.0 | 55.0 |\n" in md
     assert "| sd | 70.0 | 85.0 |\n| Mean | 60.0 | 70.0 |\n" in md
+
+
+def fake_job(sweep: Path, job: str, overrides: list[str], metrics: dict) -> None:
+    (sweep / job / ".hydra").mkdir(parents=True)
+    (sweep / job / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    (sweep / job / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_cross_family_table_separates_held_out_from_seen_generators(tmp_path):
+    # the zoo's families: gan=(dcgan,), diffusion=(ddpm,), vae=(vae,), autoregressive=(pixelcnn,)
+    scores = {"dcgan": 0.9, "ddpm": 0.8, "vae": 1.0, "pixelcnn": 0.7}
+    for job, (held, blur) in enumerate([("gan", 0), ("diffusion", 0), ("gan", 0.5)]):
+        metrics = {"test/acc": 0.5, "test/ap": 0.5}
+        for g, ap in scores.items():
+            metrics |= {f"test/{g}/ap": ap - 0.1 * job, f"test/{g}/acc": 0.5}
+        fake_job(tmp_path / "sweep", str(job), [f"held_out={held}", f"blur={blur}"], metrics)
+    collect.collect(tmp_path / "sweep", out=tmp_path)
+    md = (tmp_path / "results.md").read_text()
+    # run 0 held out the GAN: held-out AP is dcgan's, seen AP the mean of the other three
+    assert "| blur=0 | gan | 90.0 | 50.0 | 83.3 | 50.0 |" in md
+    assert "| blur=0 | diffusion | 70.0 | 50.0 | 76.7 | 50.0 |" in md
+    # per recipe: the mean over its held-out families, and the worst one
+    assert "| blur=0 | 2 | 80.0 | 50.0 | 80.0 | 50.0 | 70.0 |" in md
+    assert "| blur=0.5 | 1 | 70.0 | 50.0 | 63.3 | 50.0 | 70.0 |" in md
+
+
+def test_plot_against_a_logged_metric(tmp_path):
+    for job, (model, epochs) in enumerate([("a", 1), ("a", 2), ("b", 1), ("b", 2)]):
+        metrics = {"test/acc": 0.5 + 0.1 * epochs, "test/ap": 0.6, "train/seconds": 10.0 * epochs}
+        fake_job(tmp_path / "sweep", str(job), [f"model={model}", f"epochs={epochs}"], metrics)
+    collect.main([str(tmp_path / "sweep"), "--out", str(tmp_path), "--x", "train/seconds"])
+    md = (tmp_path / "results.md").read_text()
+    assert "| 3 | b | 2 | 70.0 |  | 60.0 |  |  | 20 |" in md
+    png = (tmp_path / "results.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
 
 
 def test_cli_errors_name_the_directory(tmp_path):

@@ -27,9 +27,9 @@ def test_ddp_with_two_cpu_processes_trains_tests_and_writes_one_run(rine_overrid
     assert json.loads((run / "metrics.json").read_text()) == metrics
     assert {"val/acc", "test/acc", "test/ap"} <= set(metrics)
     assert {p.name for p in (run / "checkpoints").iterdir()} == {"epoch_000.ckpt", "last.ckpt"}
-    # 86 training images split over 2 processes: 43 each, 2 full batches of 16 per epoch (one
-    # process alone takes 5 steps)
-    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 2
+    # 96 training images split over 2 processes: 48 each, 3 batches of 16 per epoch (one
+    # process alone takes 6 steps)
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
     # fit and test ran in different worker processes; metrics.csv holds both stages' columns
     header = (run / "csv" / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"val/acc", "test/acc"} <= set(header)

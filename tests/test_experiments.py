@@ -45,11 +45,13 @@ def test_every_experiment_fast_dev_runs_as_a_multirun(
     An experiment's own grid (hydra.sweeper.params) is cut to its first value per key."""
     grid = hydra_config(f"experiment={experiment}").hydra.sweeper.get("params") or {}
     first = [f"{key}={str(values).split(',')[0]}" for key, values in grid.items()]
-    model = compose_config("train", f"experiment={experiment}").model
+    model = compose_config("train", f"experiment={experiment}", *first).model
     if model._target_.endswith("RineModule"):  # the tiny CLIP checkpoint instead of the Hub's
         shrink = [f"model.backbone.name_or_path={tiny_clip_dir}", "model.backbone.pretrained=true"]
-    else:
+    elif model.net.get("backbone") == "resnet50":  # a named timm ResNet: a smaller one
         shrink = ["model.net.backbone=resnet26"]
+    else:
+        shrink = []
     run_multirun(
         f"experiment={experiment}",
         *sweep_overrides,

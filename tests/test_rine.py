@@ -46,7 +46,7 @@ def test_backbone_stays_frozen_and_checkpoints_hold_the_head_only(
     CheckBackboneFrozen.steps = 0
     watch = "+callbacks.frozen._target_=test_rine.CheckBackboneFrozen"
     metrics = train(compose_config("train", *rine_overrides, "trainer.max_epochs=2", watch))
-    assert CheckBackboneFrozen.steps == 10  # 2 epochs x 5 batches
+    assert CheckBackboneFrozen.steps == 12  # 2 epochs x 6 batches (96 training images, 16 each)
     assert "test/acc" in metrics  # testing the best checkpoint needs the backbone put back
 
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
@@ -71,7 +71,7 @@ def test_resume_from_a_trimmed_checkpoint(rine_overrides, tmp_path):
     )
     metrics = train(resumed)
     final = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)
-    assert final["epoch"] == 1 and final["global_step"] == 10 and "test/acc" in metrics
+    assert final["epoch"] == 1 and final["global_step"] == 12 and "test/acc" in metrics
 
 
 def test_input_size_runs_the_vit_at_a_lower_resolution(rine_overrides):

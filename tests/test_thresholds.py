@@ -35,6 +35,13 @@ def test_best_accuracy_can_call_everything_real():
     assert threshold > 0.9  # above every score, including the highest
 
 
+def test_thresholds_stay_probabilities_when_a_score_saturates_at_one():
+    # a real image at p = 1.0 (a saturated sigmoid): "above every score" cannot exceed 1
+    probs, labels = t([1.0, 0.9, 0.8, 0.1]), t([0, 0, 0, 1])
+    for method in ("best_acc", "eer"):
+        assert 0.0 <= choose_threshold(method, probs, labels) <= 1.0
+
+
 def test_equal_error_threshold():
     # reals 0.1..0.4 (one at 0.6), fakes 0.5..0.9 (one at 0.3): at 0.5 one of each is wrong
     probs = t([0.1, 0.2, 0.4, 0.6, 0.3, 0.5, 0.7, 0.9])

@@ -19,9 +19,11 @@ def _roc(probs: torch.Tensor, labels: torch.Tensor):
     first); degenerate single-class inputs still give the two trivial end points."""
     fpr, tpr, thresholds = binary_roc(probs.float(), labels.int())
     # torchmetrics puts a sentinel of 1.0 first (nothing is called fake above the highest
-    # score); make it strictly above every score so that end point really is "all real".
+    # score); make it strictly above every score so that end point really is "all real" -
+    # except where a score is already 1.0: a threshold must stay a probability (in [0, 1]).
     thresholds = thresholds.clone()
-    thresholds[0] = torch.nextafter(probs.max().float(), torch.tensor(float("inf")))
+    above_all = torch.nextafter(probs.max().float(), torch.tensor(float("inf")))
+    thresholds[0] = above_all.clamp(max=1.0)
     return fpr, tpr, thresholds
 
 
