@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,47 +32,6 @@ from omegaconf import DictConfig, OmegaConf
 log = logging.getLogger(__name__)
 
 COLUMNS = ["index", "file", "verdict", "p_fake", "flip_eps_255", "strongest_band"]
-
-
-def smallest_flip_eps(
-    model,
-    image,
-    threshold: float,
-    attack: Mapping[str, Any],
-    max_eps: float,
-    resolution: float = 1 / 255,
-) -> float | None:
-    """The robustness gauge: the smallest L-inf budget (a multiple of ``resolution``, at most
-    ``max_eps``) at which ``attack`` (an ``attack`` config without eps, e.g. PGD at a fixed
-    number of steps) flips the verdict on ``image`` ``[1,3,H,W]``, found by binary search;
-    ``None`` when even ``max_eps`` does not flip it."""
-    import torch
-
-    from pixelproof.attacks.craft import craft
-    from pixelproof.attacks.spec import attack_spec
-
-    def is_fake(x) -> bool:
-        with torch.no_grad():
-            return float(torch.sigmoid(model(x).float()).reshape(-1)[0]) >= threshold
-
-    fake = is_fake(image)
-    label = torch.tensor([float(fake)], device=image.device)
-
-    def flips(levels: int) -> bool:
-        spec = attack_spec({**attack, "eps": levels * resolution}, "gauge.attack")
-        return is_fake(craft(model, spec, image, label)) != fake
-
-    high = int(round(max_eps / resolution))
-    if high < 1 or not flips(high):
-        return None
-    low = 0  # eps 0 never flips
-    while high - low > 1:
-        middle = (low + high) // 2
-        if flips(middle):
-            high = middle
-        else:
-            low = middle
-    return high * resolution
 
 
 @dataclass
@@ -196,6 +155,7 @@ class DetectorDemo:
     def _score(self, chunk: list, tick: Callable[[], None]) -> None:
         import torch
 
+        from pixelproof.attacks.flip_eps import smallest_flip_eps
         from pixelproof.explainer.attribution import attribute
         from pixelproof.explainer.attribution_plots import attribution_panels, band_chart, spectrum
         from pixelproof.models.inference import batch_logits

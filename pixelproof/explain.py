@@ -24,10 +24,6 @@ from pixelproof.utils.cli import run_entry_point
 log = logging.getLogger(__name__)
 
 
-def details_path(output: Path, details_output: str | None) -> Path:
-    return Path(details_output) if details_output else output.with_suffix(".details.json")
-
-
 def attributions_dir(output: Path, details_file: Path) -> Path:
     """Where the detector's overlays and band charts go: ``<output stem>.attributions/`` beside
     the details file."""
@@ -98,11 +94,12 @@ def explain(cfg: DictConfig) -> dict:
     from pixelproof.explainer.schema import validate_task2
     from pixelproof.explainer.taxonomy import Taxonomy
     from pixelproof.utils.atomic import write_atomic
+    from pixelproof.utils.output_paths import explain_details_path
     from pixelproof.utils.validation import validate
 
     validate(cfg, "explain")
     output = Path(cfg.output)
-    details_file = details_path(output, cfg.get("details_output"))
+    details_file = explain_details_path(output, cfg.get("details_output"))
     files, skipped = indexed_images(cfg.input_dir)
     if skipped:
         log.warning(

@@ -36,11 +36,12 @@ def predict(cfg: DictConfig) -> dict:
     from pixelproof.data.image_dataset import UncheckedImageFiles
     from pixelproof.models.inference import batch_logits, inference_settings
     from pixelproof.models.loading import load_trained
+    from pixelproof.utils.output_paths import predict_files
     from pixelproof.utils.validation import validate
 
     validate(cfg, "predict")
     output = Path(cfg.output)
-    companions = [path for _, path in output_files(output)]
+    companions = [path for _, path in predict_files(output)]
     existing = [p for p in companions if p.exists()]
     if existing and not cfg.overwrite:
         raise FileExistsError(
@@ -98,15 +99,6 @@ def _csv_text(rows) -> str:
     writer.writerow(["index", "path", "p_fake", "prediction"])
     writer.writerows([n, path, f"{p:.6f}", label] for n, path, p, label in rows)
     return buffer.getvalue()
-
-
-def output_files(output: Path) -> list[tuple[str, Path]]:
-    """What ``output=<file>`` writes: the Task-1 JSON, its CSV and its summary, named."""
-    return [
-        ("the Task-1 JSON", output),
-        ("its CSV companion", output.with_suffix(".csv")),
-        ("its summary", output.with_suffix(".summary.json")),
-    ]
 
 
 def _report(summary: dict, paths: list[Path]) -> None:

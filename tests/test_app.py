@@ -21,8 +21,9 @@ from PIL import Image
 from tiny_models import save_tiny_clip
 
 from pixelproof import photographs
-from pixelproof.app import DetectorDemo, assign_indices, smallest_flip_eps
+from pixelproof.app import DetectorDemo, assign_indices
 from pixelproof.attacks.craft import craft
+from pixelproof.attacks.flip_eps import smallest_flip_eps
 from pixelproof.attacks.spec import attack_spec
 from pixelproof.predict import predict
 

@@ -22,6 +22,8 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from pixelproof.utils.output_paths import explain_details_path, predict_files
+
 try:  # Hydra's callback base class (hydra-core >= 1.1)
     from hydra.experimental.callback import Callback as _HydraCallback
 except ImportError:  # pragma: no cover
@@ -163,14 +165,10 @@ def validate(cfg: DictConfig, task: str | None = None, run_dir: str | None = Non
     if _get(cfg, "seed") not in (_ABSENT, None) and not _is_int(_get(cfg, "seed")):
         raise ConfigError(f"seed={_show(_get(cfg, 'seed'))}: must be a whole number, or null")
     if task == "predict" and _get(cfg, "output") not in (_ABSENT, None):
-        from pixelproof.predict import output_files
-
-        _check_distinct("output", output_files(Path(str(cfg.output))))
+        _check_distinct("output", predict_files(Path(str(cfg.output))))
     if task == "explain" and _get(cfg, "output") not in (_ABSENT, None):
-        from pixelproof.explain import details_path
-
         output = Path(str(cfg.output))
-        details = details_path(output, _get(cfg, "details_output") or None)
+        details = explain_details_path(output, _get(cfg, "details_output") or None)
         if _same(output, details):
             raise ConfigError(
                 f"details_output={details} is also output={output}: the Task-2 file and its "
