@@ -290,7 +290,8 @@ def _number(text: str) -> float | None:
 
 
 def _label(run: Run, keys: Sequence[str]) -> str:
-    return ", ".join(f"{k}={run.overrides[k]}" for k in keys)
+    """``k=v, ...`` of the keys this run overrides (runs of a sweep can differ in their keys)."""
+    return ", ".join(f"{k}={run.overrides[k]}" for k in keys if k in run.overrides)
 
 
 def write_plot(

@@ -50,10 +50,12 @@ def tiny_data_overrides(tmp_path: Path, embedded_root: Path) -> list[str]:
 
 @pytest.fixture
 def train_overrides(tmp_path, embedded_root) -> list[str]:
-    """Overrides that make the default training run tiny and keep its files in tmp_path."""
+    """Overrides that make a wavefreq training run tiny and keep its files in tmp_path (the
+    published Team 57 architecture on a smaller ResNet; the default simple_cnn is tiny anyway)."""
     return [
         f"paths.output_dir={tmp_path / 'run'}",
         *tiny_data_overrides(tmp_path, embedded_root),
+        "model=wavefreq_resnet50",
         "model.net.backbone=resnet26",
         "trainer.max_epochs=1",
         "trainer.accelerator=cpu",
@@ -90,7 +92,7 @@ def tiny_clip_dir(tmp_path_factory) -> Path:
 @pytest.fixture
 def rine_overrides(train_overrides, tiny_clip_dir) -> list[str]:
     """``train_overrides`` for ``model=rine_tinyclip`` on the tiny CLIP checkpoint."""
-    shared = [o for o in train_overrides if not o.startswith("model.")]
+    shared = [o for o in train_overrides if not o.startswith(("model.", "model="))]
     return [*shared, "model=rine_tinyclip", f"model.backbone.name_or_path={tiny_clip_dir}"]
 
 

@@ -55,12 +55,14 @@ def test_experiments_compose(experiment):
     assert OmegaConf.to_container(cfg.model, resolve=False)
 
 
-def test_default_is_the_wavefreq_detector_on_embedded_data():
+def test_default_is_the_small_cnn_on_embedded_data_and_wavefreq_keeps_team57s_recipe():
     cfg = compose_config("train")
-    assert cfg.model.net._target_.endswith("WaveFreqResNet")
-    assert cfg.model.net.backbone == "resnet50"
+    assert cfg.model.net._target_.endswith("SimpleCNN") and cfg.trainer.max_epochs == 16
+    assert cfg.model.scheduler._target_.endswith("OneCycleLR")
     assert cfg.data.embedded is not None and cfg.data.layout == "cifake_per_generator"
-    assert cfg.model.optimizer.lr == 5e-4 and cfg.model.scheduler.patience == 5
+    wavefreq = compose_config("train", "model=wavefreq_resnet50").model
+    assert wavefreq.net._target_.endswith("WaveFreqResNet") and wavefreq.net.backbone == "resnet50"
+    assert wavefreq.optimizer.lr == 5e-4 and wavefreq.scheduler.patience == 5
 
 
 def test_config_typos_are_refused():
@@ -80,8 +82,42 @@ def test_cli_help_and_cfg_job(tmp_path):
     )
     help_out = run("--help")
     assert help_out.returncode == 0, help_out.stderr
-    assert "wavefreq_resnet50" in help_out.stdout and "WaveFreqResNet" in help_out.stdout  # default
+    assert "wavefreq_resnet50" in help_out.stdout and "SimpleCNN" in help_out.stdout  # default
     job = run("--cfg", "job", "trainer.max_epochs=7", "data.batch_size=128")
     assert job.returncode == 0, job.stderr
     cfg = OmegaConf.create(job.stdout)
     assert cfg.trainer.max_epochs == 7 and cfg.data.batch_size == 128
+
+
+@pytest.mark.parametrize("recipe", choices("recipe"))
+def test_recipes_compose_and_build(recipe, tmp_path):
+    cfg = compose_config("train", f"recipe={recipe}", f"paths.output_dir={tmp_path}")
+    hydra.utils.instantiate(cfg.model)  # the model a recipe picks builds
+    from pixelproof.data.augmentations import BatchAugmentation
+
+    BatchAugmentation(**cfg.data.augment)  # and its augmentations are valid settings
+    callbacks = instantiate_named(cfg.callbacks, "callbacks")
+    assert any(type(c).__name__ == "EMAWeightAveraging" for c in callbacks) == (recipe == "ema")
+
+
+def test_recipes_stack_as_their_names_say():
+    augment = {r: compose_config("train", f"recipe={r}").data.augment for r in choices("recipe")}
+    on = {r: {k for k, v in a.items() if k.endswith("_prob") and v > 0} for r, a in augment.items()}
+    assert on["no_augment"] == set() and on["flip"] == {"hflip_prob"}
+    assert on["blur_jpeg"] == {"blur_prob", "jpeg_prob", "hflip_prob"}
+    assert on["blur_jpeg_noise"] == on["blur_jpeg"] | {"noise_prob"}
+    assert on["blur_jpeg_noise_rescale"] == on["blur_jpeg_noise"] | {"rescale_prob"}
+    sims = compose_config("train", "recipe=with_simulations").data
+    assert on["with_simulations"] == on["blur_jpeg_noise_rescale"]
+    assert len(sims.embedded.simulations) == 4 and sims.root.endswith("simulations_without_none")
+    held_out = compose_config("train", "experiment=cross_family", "recipe=with_simulations").data
+    assert held_out.root.endswith("simulations_without_gan")  # its own build per held-out family
+    branches = {
+        r: compose_config("train", f"recipe={r}").model.net.branches
+        for r in ("wavefreq_full", "wavefreq_spatial", "wavefreq_frequency")
+    }
+    assert branches == {
+        "wavefreq_full": ["spatial", "frequency"],
+        "wavefreq_spatial": ["spatial"],
+        "wavefreq_frequency": ["frequency"],
+    }
