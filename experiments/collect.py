@@ -174,14 +174,15 @@ def _mean(values: Sequence[float]) -> float | None:
 def held_out_scores(run: Run) -> dict[str, float | None] | None:
     """Test AP and ACC@0.5 of a run on its held-out family and on the families it saw (means
     over their generators), or ``None`` for a run that held nothing out."""
-    from pixelproof.generators.zoo import FAMILIES
+    from pixelproof.generators.zoo import FAMILIES, ZOO
 
     family = run.overrides.get(HELD_OUT)
     if family in (None, "", "null"):
         return None
     tested = {m["generator"] for k in run.metrics if (m := PER_GENERATOR.match(k))}
     held = [g for g in FAMILIES[family] if g in tested]
-    seen = sorted(tested - set(FAMILIES[family]))
+    # the zoo's other generators (simulated-trace sources, sim_*, are not a family)
+    seen = sorted(g for g in tested if g in ZOO and g not in FAMILIES[family])
     scores = {}
     for name, generators in (("held_out", held), ("seen", seen)):
         for metric in ("ap", "acc"):
@@ -206,7 +207,7 @@ def cross_family_table(runs: Sequence[Run], swept: Sequence[str]) -> list[str]:
     lines = [
         "",
         "Leave one generator family out (test AP / ACC@0.5 in %, means over the",
-        "family's generators; seen: the families the run trained on):",
+        "family's generators; seen: the zoo's families the run trained on):",
         "",
     ]
     lines += markdown_table(header, rows)

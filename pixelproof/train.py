@@ -77,6 +77,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 best = ckpt.best_model_path if ckpt else ""
                 if not best:
                     log.warning("No best checkpoint recorded: testing the current weights.")
+                _detach_weight_averaging(trainer)
                 trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
                 metrics.update(_floats(trainer.callback_metrics))
         except BaseException:
@@ -201,6 +202,15 @@ def _last_checkpoint(trainer) -> Path | None:
                 found.append(callback.best_model_path)
     existing = {Path(p).absolute() for p in found if p and Path(p).is_file()}
     return max(existing, key=lambda p: p.stat().st_mtime_ns, default=None)
+
+
+def _detach_weight_averaging(trainer) -> None:
+    """Test what the checkpoints hold. A checkpoint saved under Lightning's weight averaging
+    (recipe=ema) holds the averaged weights as its state_dict; the callback, still attached after
+    fit, would load the un-averaged ``current_model_state`` over them when the test reloads it."""
+    from lightning.pytorch.callbacks import WeightAveraging
+
+    trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, WeightAveraging)]
 
 
 def _model_checkpoint(trainer):

@@ -87,3 +87,28 @@ def test_calibration_stores_the_validation_threshold_in_the_checkpoint(tmp_path)
     trainer.save_checkpoint(tmp_path / "c.ckpt")
     saved = torch.load(tmp_path / "c.ckpt", weights_only=True)["state_dict"]
     assert float(saved["decision_threshold"]) == pytest.approx(0.3, abs=1e-5)
+
+
+def test_weight_averaging_keeps_the_calibrated_threshold(tmp_path, embedded_root):
+    # recipe=ema swaps averaged weights in for validation; the threshold calibrated there must
+    # reach the checkpoint and the test stage (averaging the buffers too reset it to 0.5 there)
+    from conftest import compose_config, tiny_data_overrides
+
+    from pixelproof.train import train
+
+    cfg = compose_config(
+        "train",
+        *tiny_data_overrides(tmp_path, embedded_root),
+        f"paths.output_dir={tmp_path / 'run'}",
+        "recipe=ema",
+        "trainer.max_epochs=2",
+        "trainer.accelerator=cpu",
+    )
+    metrics = train(cfg)
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    stored = float(last["state_dict"]["decision_threshold"])
+    assert stored == pytest.approx(metrics["val/threshold"]) and stored != 0.5
+    # the test stage scores the best checkpoint: its averaged weights and its threshold
+    (best,) = (tmp_path / "run" / "checkpoints").glob("epoch_*.ckpt")
+    best_threshold = float(torch.load(best, weights_only=True)["state_dict"]["decision_threshold"])
+    assert metrics["test/dcgan/threshold"] == pytest.approx(best_threshold) != 0.5
