@@ -14,7 +14,7 @@ sweep directory):
 * a cross-family table when the runs hold generator families out of training
   (``held_out``, ``experiment=cross_family``): for each run, test AP / ACC@0.5 on
   the held-out family's generators against the families it trained on, and per recipe (the other
-  swept overrides) their mean over held-out families.
+  swept overrides) their mean over held-out families; ``held_out.png`` draws them per recipe.
 * ``results.csv``: the same runs with every override and every metric, unrounded.
 * ``results.png``: test ACC and AP against the numeric swept parameter with the most values
   (one line per combination of the others), or a bar chart when none is numeric; with
@@ -191,14 +191,55 @@ def held_out_scores(run: Run) -> dict[str, float | None] | None:
     return scores
 
 
+def _held_out_runs(runs: Sequence[Run], swept: Sequence[str]):
+    """The runs that held a family out, with their scores, and how to name a run's recipe (the
+    swept overrides other than the held-out family)."""
+    scored = [(r, s) for r in runs if (s := held_out_scores(r)) is not None]
+    recipe_keys = [k for k in swept if k != HELD_OUT]
+    return scored, lambda run: _label(run, recipe_keys) or "default"
+
+
+def write_held_out_plot(runs: Sequence[Run], swept: Sequence[str], out: Path, title: str) -> None:
+    """``held_out.png``: per recipe, the test AP on each held-out family (bars) and their mean."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scored, recipe = _held_out_runs(runs, swept)
+    if not scored:
+        return
+    recipes = list(dict.fromkeys(recipe(r) for r, _ in scored))
+    families = list(dict.fromkeys(r.overrides[HELD_OUT] for r, _ in scored))
+    ap = {(recipe(r), r.overrides[HELD_OUT]): s["held_out_ap"] for r, s in scored}
+    width = 0.8 / len(families)
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(recipes) + 2), 4.2), constrained_layout=True)
+    for i, family in enumerate(families):
+        values = [100 * (ap.get((name, family)) or float("nan")) for name in recipes]
+        xs = [k + (i - (len(families) - 1) / 2) * width for k in range(len(recipes))]
+        ax.bar(xs, values, width, label=f"held out: {family}")
+    means = [
+        100 * _mean([v for (name, _), v in ap.items() if name == n and v is not None] or [0.0])
+        for n in recipes
+    ]
+    ax.plot(range(len(recipes)), means, "k_", markersize=22, mew=2, label="mean")
+    ax.axhline(50, color="grey", lw=0.8, ls=":")  # chance
+    ax.set_xticks(range(len(recipes)), [n.removeprefix("recipe=") for n in recipes], rotation=30)
+    ax.set_ylabel("test AP on the held-out family (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=7, ncol=len(families) + 1, loc="lower left")
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title(title)
+    fig.savefig(out / "held_out.png", dpi=120)
+    plt.close(fig)
+
+
 def cross_family_table(runs: Sequence[Run], swept: Sequence[str]) -> list[str]:
     """Held-out family vs seen families, per run, and per recipe the mean over held-out families
     (what a detector does on generators it never saw: the number to prefer)."""
-    scored = [(r, s) for r in runs if (s := held_out_scores(r)) is not None]
+    scored, recipe = _held_out_runs(runs, swept)
     if not scored:
         return []
-    recipe_keys = [k for k in swept if k != HELD_OUT]
-    recipe = lambda run: _label(run, recipe_keys) or "default"  # noqa: E731
     header = ["recipe", "held-out family", "held-out AP", "held-out ACC", "seen AP", "seen ACC"]
     rows = [
         [recipe(r), r.overrides[HELD_OUT], *(percent(s[k]) for k in HELD_OUT_KEYS)]
@@ -359,6 +400,7 @@ def collect(
     write_markdown(runs, skipped, swept, out, title, command)
     write_csv(runs, out)
     write_plot(runs, swept, out, title, x_metric)
+    write_held_out_plot(runs, swept, out, title)
     log.info("%d runs (%d skipped) -> %s/results.{md,csv,png}", len(runs), len(skipped), out)
     return runs
 

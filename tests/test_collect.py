@@ -138,6 +138,8 @@ def test_cross_family_table_separates_held_out_from_seen_generators(tmp_path):
     # per recipe: the mean over its held-out families, and the worst one
     assert "| blur=0 | 2 | 80.0 | 50.0 | 80.0 | 50.0 | 70.0 |" in md
     assert "| blur=0.5 | 1 | 70.0 | 50.0 | 63.3 | 50.0 | 70.0 |" in md
+    png = (tmp_path / "held_out.png").read_bytes()  # held-out AP per recipe and family
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
 
 
 def test_plot_against_a_logged_metric(tmp_path):
