@@ -170,7 +170,6 @@ def test_wandb_groups_a_sweeps_runs_and_logs_their_config(sweep_overrides, tmp_p
         "tags=[study,a]",
         "model.optimizer.lr=1e-3,1e-4",
         *sweep_overrides,
-        "model.net.backbone=resnet26",
         "trainer.max_epochs=1",
         "++trainer.limit_train_batches=1",  # not fast_dev_run: it swaps loggers for a dummy
         "++trainer.limit_val_batches=1",

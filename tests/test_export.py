@@ -23,6 +23,7 @@ from pixelproof.models.loading import load_detector
 
 THRESHOLD = 0.3  # not 0.5, to see that the checkpoint's threshold reaches preprocess.json
 TINY_WAVEFREQ = [
+    "model=wavefreq_resnet50",
     "model.net.backbone=resnet26",
     "model.net.freq_width=16",
     "model.net.freq_channels=32",

@@ -107,7 +107,6 @@ def test_cli_builds_the_embedded_data_trains_and_reports(tmp_path):
         "pixelproof.train",
         *TINY_EMBEDDED,
         "data.batch_size=16",
-        "model.net.backbone=resnet26",
         "trainer.max_epochs=1",
         "trainer.accelerator=cpu",
     ]

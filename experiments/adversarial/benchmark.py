@@ -28,6 +28,9 @@ the robustness config of the evaluation (``--robustness``, default ``strong``).
    FGSM, PGD-10, APGD-CE, Square at eps 1, 2, 4, 8 /255, transfer attacks from the surrogate, and
    the masking checks; the mean over generators.
 
+``--reuse`` takes each model (and the surrogate) that an earlier, interrupted run of the
+benchmark trained to the end in ``--output`` instead of training it again.
+
 Writes ``<--output>/results.md`` (the tables), ``results.csv`` (every number, one row per model
 and condition), ``results.png`` (accuracy vs eps, a panel per model) and, per model,
 ``<name>/`` (its training run) with ``<name>/robustness/`` (its full robustness report).
@@ -35,6 +38,7 @@ and condition), ``results.png`` (accuracy vs eps, a panel per model) and, per mo
 
 import argparse
 import csv
+import json
 import platform
 import statistics
 import sys
@@ -173,6 +177,8 @@ def best_checkpoint(run_dir: Path) -> Path:
 
 def fit(name: str, extra: list[str], args, overrides: list[str]) -> dict:
     run_dir = args.output / name
+    if args.reuse and (run_dir / "metrics.json").is_file():
+        return reused(name, run_dir)
     cfg = compose_config(
         "train", *overrides, *extra, "test=false", f"trainer.max_epochs={args.epochs}",
         f"paths.output_dir={run_dir}",
@@ -184,6 +190,21 @@ def fit(name: str, extra: list[str], args, overrides: list[str]) -> dict:
         "name": name,
         "ckpt": best_checkpoint(run_dir),
         "minutes": (time.perf_counter() - start) / 60,
+        "val_acc": metrics.get("val/acc", float("nan")),
+        "val_pgd_acc": metrics.get("val/pgd_acc", float("nan")),
+        "collapsed": metrics.get("val/collapsed", float("nan")),
+    }
+
+
+def reused(name: str, run_dir: Path) -> dict:
+    """A model a previous (interrupted) benchmark trained in ``run_dir``: its best checkpoint
+    and its summary, from the ``metrics.json`` that training wrote when it finished."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    print(f"Reusing {name}: {run_dir}", flush=True)
+    return {
+        "name": name,
+        "ckpt": best_checkpoint(run_dir),
+        "minutes": metrics.get("train/seconds", float("nan")) / 60,
         "val_acc": metrics.get("val/acc", float("nan")),
         "val_pgd_acc": metrics.get("val/pgd_acc", float("nan")),
         "collapsed": metrics.get("val/collapsed", float("nan")),
@@ -326,6 +347,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps per mode")
     parser.add_argument("--timing-steps", type=int, default=20, help="timed steps per mode")
     parser.add_argument("--skip-timing", action="store_true")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="take a model trained to the end by an earlier run in --output instead of training it",
+    )
     parser.add_argument("--output", type=Path, default=ROOT / "logs" / "adversarial_benchmark")
     args = parser.parse_args()
     args.models = [m for m in args.models.split(",") if m]
