@@ -71,6 +71,7 @@ def train_generator(cfg: DictConfig) -> dict:
     from safetensors.torch import save_file
 
     from pixelproof.generators import zoo
+    from pixelproof.utils.digests import file_sha256
     from pixelproof.utils.instantiate import instantiate_named
 
     torch.set_num_threads(cfg.threads)
@@ -118,6 +119,7 @@ def train_generator(cfg: DictConfig) -> dict:
         "weights_file": weights.name,
         "weights_dtype": cfg.weights_dtype,
         "weights_bytes": weights.stat().st_size,
+        "weights_sha256": file_sha256(weights),  # checked by the zoo before every load
         "torch": torch.__version__,
         "lightning": L.__version__,
         "python": platform.python_version(),

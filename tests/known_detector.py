@@ -12,6 +12,8 @@ import torch
 from PIL import Image
 from torch import nn
 
+from pixelproof.models.registry import register_part
+
 CONFIG = {
     "_target_": "pixelproof.models.detector_module.DetectorModule",
     "net": {"_target_": "known_detector.MeanIntensityNet"},
@@ -19,6 +21,7 @@ CONFIG = {
 }
 
 
+@register_part  # checkpoints may build it (pixelproof.models.registry)
 class MeanIntensityNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()

@@ -105,8 +105,9 @@ def test_command_line(tmp_path, mixed_folder):
     result = subprocess.run(
         [
             sys.executable,
-            "-m",
-            "pixelproof.predict",
+            "-c",  # as `python -m pixelproof.predict`, with the known net registered first
+            "import known_detector, runpy; runpy.run_module('pixelproof.predict', "
+            "run_name='__main__', alter_sys=True)",
             f"ckpt_path={tmp_path / 'known.ckpt'}",
             f"input_dir={mixed_folder}",
             f"output={output}",

@@ -27,7 +27,6 @@ of many scenes), not how they do on Stable Diffusion or Midjourney.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -45,6 +44,8 @@ from tqdm.auto import tqdm
 from pixelproof.data.simulated_traces import SIMULATIONS
 from pixelproof.generators import zoo
 from pixelproof.photographs import load_photo, photo_names, random_crop
+from pixelproof.utils.atomic import atomic_open, write_atomic
+from pixelproof.utils.digests import DigestMismatch, array_sha256, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -103,12 +104,8 @@ def _plan(n: int, sources: Sequence[str]) -> list[tuple[str, int]]:
 
 
 def _weights_digest(name: str) -> str:
-    path = zoo.WEIGHTS_DIR / zoo.entry(name).weights
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-    except FileNotFoundError:
-        zoo.load_generator(name)  # raises the one-line error naming the file and the retraining
-        raise
+    """The short digest that names generator ``name``'s weights, checked against its card."""
+    return zoo.weights_digest(name)[:12]
 
 
 def generator_samples(name: str, n: int, seed: int, cache_dir: Path) -> np.ndarray:
@@ -116,19 +113,41 @@ def generator_samples(name: str, n: int, seed: int, cache_dir: Path) -> np.ndarr
     from the cache when it holds them. Image ``k`` depends on ``(seed, k)`` only, so a cache of
     more images serves fewer."""
     path = cache_dir / f"{name}-{_weights_digest(name)}-seed{seed}.npy"
-    try:
-        cached = np.load(path)
-        if len(cached) >= n:
-            return cached[:n]
-    except (OSError, ValueError):  # absent or unreadable: sample again
-        pass
+    cached = _read_cache(path)
+    if cached is not None and len(cached) >= n:
+        return cached[:n]
     images = zoo.sample(name, n, seed=seed)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".npy")
-    with os.fdopen(handle, "wb") as file:
-        np.save(file, images)
-    os.replace(tmp, path)
+    # the digest first, the array second: a cache file is never there without its digest
+    write_atomic(_digest_path(path), array_sha256(images) + "\n")
+    with atomic_open(path, "wb") as handle:
+        np.save(handle, images)
+    _CACHE_VERIFIED.add(path)
     return images
+
+
+_CACHE_VERIFIED: set[Path] = set()  # cache files checked in this process
+
+
+def _digest_path(cache_file: Path) -> Path:
+    return cache_file.with_name(cache_file.name + ".sha256")
+
+
+def _read_cache(path: Path) -> np.ndarray | None:
+    """The cached samples in ``path`` (``None`` when absent or written without a digest, so
+    they are sampled again); samples that do not match their digest raise one line."""
+    try:
+        expected = _digest_path(path).read_text().strip()
+        cached = np.load(path)
+    except (OSError, ValueError):
+        return None
+    if path not in _CACHE_VERIFIED:
+        if array_sha256(cached) != expected:
+            raise DigestMismatch(
+                f"{path} is damaged (its samples do not match {_digest_path(path).name}); "
+                f"delete it (rm {path}) and the next run samples them again"
+            )
+        _CACHE_VERIFIED.add(path)
+    return cached
 
 
 def sample_seed(seed: int, split: str) -> int:
@@ -265,6 +284,7 @@ def build_embedded_dataset(
         "weights": {g: _weights_digest(g) for g in sources["test"] if g in zoo.ZOO},
     }
     if _check_existing(root, params, force):
+        verify_files(root)
         log.debug("embedded dataset already built at %s", root)
         return root
 
@@ -290,6 +310,7 @@ def build_embedded_dataset(
             "image_size": [32, 32, 3],
             "splits": splits,
             "test_per_generator": per_generator,
+            "files": _file_digests(tmp),
         }
         # the manifest is written last: its presence marks a complete build
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -305,6 +326,46 @@ def build_embedded_dataset(
         time.perf_counter() - start,
     )
     return root
+
+
+def _file_digests(root: Path) -> dict[str, str]:
+    """``relative path -> SHA-256`` of every file under ``root`` (the manifest aside)."""
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.name != "manifest.json")
+    return {p.relative_to(root).as_posix(): file_sha256(p) for p in files}
+
+
+_VERIFIED_ROOTS: set[Path] = set()  # datasets checked in this process
+
+
+def verify_files(root: str | Path) -> None:
+    """Check, once per process, that ``root`` holds exactly the files its manifest lists, with
+    the bytes it records: a missing, damaged or added file raises one line naming it and the
+    command that rebuilds the dataset, instead of a run training around it."""
+    root = Path(root)
+    if root in _VERIFIED_ROOTS:
+        return
+    recorded = json.loads((root / "manifest.json").read_text()).get("files") or {}
+    found = {
+        p.relative_to(root).as_posix(): p
+        for p in root.rglob("*")
+        if p.is_file() and p.name != "manifest.json"
+    }
+    rebuild = f"delete it (rm -r {root}) and run again to rebuild it"
+    missing = sorted(set(recorded) - set(found))
+    added = sorted(set(found) - set(recorded))
+    if not recorded or missing or added:
+        what = (
+            f"{len(missing)} files listed in its manifest are missing (e.g. {missing[0]})"
+            if missing
+            else f"{len(added)} files are not in its manifest (e.g. {added[0]})"
+            if added
+            else "its manifest lists no files (built by an older pixelproof)"
+        )
+        raise DigestMismatch(f"the embedded dataset at {root} is incomplete: {what}; {rebuild}")
+    for name, path in found.items():
+        if file_sha256(path) != recorded[name]:
+            raise DigestMismatch(f"{path} is damaged or was replaced (SHA-256); {rebuild}")
+    _VERIFIED_ROOTS.add(root)
 
 
 def _move_into_place(tmp: Path, root: Path, params: dict) -> None:

@@ -32,14 +32,18 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from pixelproof.utils.output_paths import EXPORT_MODEL_FILES, EXPORT_RUNNER_FILES
+
 log = logging.getLogger(__name__)
 
-MODEL_FILES = {"onnx": "model.onnx", "torchscript": "model.pt"}
-# copied into every export directory: the runner and the image decoder it imports
-RUNNER_FILES = {
-    "run_detector.py": Path(__file__).with_name("run_detector.py"),
-    "decoding.py": Path(__file__).parents[1] / "data" / "decoding.py",
-}
+MODEL_FILES = EXPORT_MODEL_FILES
+# copied into every export directory (named in output_paths, so the settings check knows them):
+# the runner and the image decoder it imports
+_RUNNER_SOURCES = (
+    Path(__file__).with_name("run_detector.py"),
+    Path(__file__).parents[1] / "data" / "decoding.py",
+)
+RUNNER_FILES = dict(zip(EXPORT_RUNNER_FILES, _RUNNER_SOURCES))
 
 
 class ExportError(RuntimeError):

@@ -5,7 +5,10 @@
     FAMILIES["gan"]                          # ("dcgan",): hold one family out of training
 
 Each generator ships as ``weights/<name>.safetensors`` (the weights sampling needs) and
-``weights/<name>.json`` (its model card: the config it is rebuilt from, how it was trained).
+``weights/<name>.json`` (its model card: the config it is rebuilt from, how it was trained, and
+the weights' SHA-256, checked before they are loaded: a damaged file stops the run in one line).
+The card is data: the class it is rebuilt as comes from :data:`ZOO`, its config only supplies
+plain keyword values.
 ``make generators`` or ``python -m pixelproof.train_generator generator=<name>`` retrains one.
 Sampling is deterministic for ``(name, n, seed)``: image k depends on ``(seed, k)`` only, not
 on ``n``, and on ``batch_size`` at most by a rare rounding (see
@@ -104,8 +107,15 @@ def load_generator(name: str, weights_dir: str | Path | None = None):
             f"{Path(weights_dir or WEIGHTS_DIR) / e.card} describes {card['generator']['_target_']}"
             f", not {e.module}; retrain it with {e.retrain}"
         )
-    model = e.module_class()(**config)
+    nested = [k for k, v in config.items() if not _plain(v)]
+    if nested:
+        raise GeneratorWeightsError(
+            f"{Path(weights_dir or WEIGHTS_DIR) / e.card}: generator.{nested[0]} is not a plain "
+            f"value (numbers, strings, lists); retrain it with {e.retrain}"
+        )
     path = Path(weights_dir or WEIGHTS_DIR) / e.weights
+    weights_digest(name, weights_dir)  # a damaged or replaced file stops here, in one line
+    model = e.module_class()(**config)
     try:
         state = load_file(path)
     except FileNotFoundError:
@@ -122,6 +132,42 @@ def load_generator(name: str, weights_dir: str | Path | None = None):
             f"{e.retrain}"
         ) from None
     return model.eval()
+
+
+_VERIFIED: dict[Path, str] = {}  # weights files checked in this process: path -> digest
+
+
+def weights_digest(name: str, weights_dir: str | Path | None = None) -> str:
+    """The SHA-256 of generator ``name``'s weights, checked against its card's
+    ``weights_sha256`` (once per process and file). A missing, damaged or replaced file, or a
+    card without a digest, raises :class:`GeneratorWeightsError` in one line."""
+    e = entry(name)
+    card = read_card(name, weights_dir)
+    path = (Path(weights_dir or WEIGHTS_DIR) / e.weights).resolve()
+    expected = card.get("weights_sha256")
+    if not isinstance(expected, str):
+        raise GeneratorWeightsError(
+            f"{path.with_suffix('.json')} records no weights_sha256, so {path.name} cannot be "
+            f"checked; retrain it with {e.retrain}"
+        )
+    if _VERIFIED.get(path) != expected:
+        from pixelproof.utils.digests import DigestMismatch, check_file
+
+        try:
+            check_file(path, expected, f"reinstall pixelproof or retrain it with {e.retrain}")
+        except FileNotFoundError:
+            raise GeneratorWeightsError(f"{path} is missing; retrain it with {e.retrain}") from None
+        except DigestMismatch as err:
+            raise GeneratorWeightsError(str(err)) from None
+        _VERIFIED[path] = expected
+    return expected
+
+
+def _plain(value) -> bool:
+    """A JSON scalar or a list of them: what a card's generator config may hold."""
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    return value is None or isinstance(value, (bool, int, float, str))
 
 
 def sample(

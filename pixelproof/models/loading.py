@@ -56,10 +56,11 @@ def load_trained(
     Raises:
         FileNotFoundError: no such file.
         CheckpointError: the file is not a readable checkpoint, was not written by
-            ``pixelproof.train``, holds a model that is not a detector, or its weights do not
-            fit the model it names.
+            ``pixelproof.train``, names a class that is not one of the project's detectors or
+            their parts (:mod:`pixelproof.models.registry`), or its weights do not fit the
+            model it names.
     """
-    import hydra
+    from pixelproof.models.registry import UntrustedConfigError, build_detector
 
     path = Path(ckpt_path)
     checkpoint = read_checkpoint(path, map_location)
@@ -69,12 +70,12 @@ def load_trained(
             f"{path} records no model config, so the model cannot be rebuilt: pass a checkpoint "
             "written by pixelproof.train"
         )
-    model = hydra.utils.instantiate(config)
-    if not isinstance(model, DetectorModule):
-        raise CheckpointError(
-            f"{path} holds a {config['_target_']}, not a real/fake detector; pass a checkpoint "
-            "of a detector model (e.g. model=wavefreq_resnet50 or model=rine_tinyclip)"
-        )
+    try:  # only the project's own detector classes: a checkpoint is data, never code
+        model = build_detector(config, str(path))
+    except UntrustedConfigError as err:
+        raise CheckpointError(str(err)) from None
+    if not isinstance(model, DetectorModule):  # the registry's detectors all are
+        raise CheckpointError(f"{path} holds a {config['_target_']}, not a real/fake detector")
     model.on_load_checkpoint(checkpoint)
     missing, unexpected, reshaped = _mismatches(checkpoint["state_dict"], model)
     if missing or unexpected or reshaped:

@@ -1,8 +1,15 @@
 """The files an entry point writes beside the ``output=`` it is given: one naming rule, used by
 the entry points that write them and by the settings check that refuses collisions before a run
-starts (:mod:`pixelproof.utils.validation`)."""
+starts (:mod:`pixelproof.utils.validation`), and the rule that no output replaces an input."""
 
+import os
+from collections.abc import Iterable
 from pathlib import Path
+
+# what ``pixelproof.export`` writes into its output_dir: the model file (per format), then the
+# standalone runner and the image decoder it imports
+EXPORT_MODEL_FILES = {"onnx": "model.onnx", "torchscript": "model.pt"}
+EXPORT_RUNNER_FILES = ("run_detector.py", "decoding.py")
 
 
 def predict_files(output: Path) -> list[tuple[str, Path]]:
@@ -17,3 +24,39 @@ def predict_files(output: Path) -> list[tuple[str, Path]]:
 def explain_details_path(output: Path, details_output: str | None) -> Path:
     """Where ``explain`` writes its details: ``details_output``, else beside ``output``."""
     return Path(details_output) if details_output else output.with_suffix(".details.json")
+
+
+def export_files(output_dir: Path) -> list[tuple[str, Path]]:
+    """What ``export output_dir=<dir>`` may write, named."""
+    names = [*EXPORT_MODEL_FILES.values(), "preprocess.json", *EXPORT_RUNNER_FILES]
+    return [(f"the export's {name}", output_dir / name) for name in names]
+
+
+def input_clash(
+    outputs: Iterable[tuple[str, Path]],
+    input_files: Iterable[tuple[str, Path]],
+    input_dirs: Iterable[tuple[str, Path]],
+) -> str | None:
+    """Why one of ``outputs`` would replace an input (a file it reads, or anything inside a
+    folder it reads), or ``None``. Paths are compared after resolving links, and existing files
+    by identity, so a hard link or a symlink to an input counts as that input."""
+    outputs = list(outputs)
+    for name, path in outputs:
+        for key, source in input_files:
+            if _same_file(path, source):
+                return f"{name} ({path}) is {key}={source}"
+        for key, folder in input_dirs:
+            if _inside(path, folder):
+                return f"{name} ({path}) is inside {key}={folder}"
+    return None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if os.path.exists(a) and os.path.exists(b):
+        return os.path.samefile(a, b)
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    inner, outer = os.path.realpath(path), os.path.realpath(folder)
+    return inner == outer or inner.startswith(outer.rstrip(os.sep) + os.sep)

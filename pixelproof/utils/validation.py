@@ -22,7 +22,12 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from pixelproof.utils.output_paths import explain_details_path, predict_files
+from pixelproof.utils.output_paths import (
+    explain_details_path,
+    export_files,
+    input_clash,
+    predict_files,
+)
 
 try:  # Hydra's callback base class (hydra-core >= 1.1)
     from hydra.experimental.callback import Callback as _HydraCallback
@@ -91,6 +96,13 @@ def pixel_budget(value: Any) -> str | None:
     return "must be a number >= 0 in [0,1] pixel units, e.g. 0.03 or 8/255"
 
 
+def choice(*allowed: str) -> Callable[[Any], str | None]:
+    def one_of(value: Any) -> str | None:
+        return None if value in allowed else f"must be one of {', '.join(allowed)}"
+
+    return one_of
+
+
 def optional(check: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
     def allow_null(value: Any) -> str | None:
         reason = None if value is None else check(value)
@@ -132,6 +144,9 @@ CHECKS: dict[str, tuple[Callable[[Any], str | None], str]] = {
     "attack.eps": (pixel_budget, "8/255"),
     "attack.alpha": (optional(pixel_budget), "2/255"),
     "robustness.eps": (each(pixel_budget), "[4/255,8/255]"),
+    "robustness.seed": (non_negative_int, "0"),
+    "robustness.protocol": (choice("attacks", "journey"), "journey"),
+    "callbacks.threshold_calibration.target_fpr": (fraction_below_one, "0.05"),
 }
 
 # files and folders an entry point reads: key -> (kind, what to pass)
@@ -174,8 +189,16 @@ def validate(cfg: DictConfig, task: str | None = None, run_dir: str | None = Non
                 f"details_output={details} is also output={output}: the Task-2 file and its "
                 "details would overwrite each other; pass another details_output (or null)"
             )
+    if _get(cfg, "robustness.protocol") == "journey":  # the grid's cells and steps
+        from pixelproof.evaluation.journey import journey_settings
+
+        try:
+            journey_settings(_get(cfg, "robustness"))
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
     for key, (kind, what) in INPUTS.items():
         _check_input(key, _get(cfg, key), kind, what)
+    _check_outputs_spare_inputs(cfg, task)
     if run_dir is None:
         run_dir = _get(cfg, "paths.output_dir")
     if run_dir not in (_ABSENT, None):
@@ -216,6 +239,45 @@ def _check_input(key: str, value: Any, kind: str, what: str) -> None:
     if kind == "dir" and not path.is_dir():
         problem = "is a file, not a folder" if path.is_file() else "does not exist"
         raise FileNotFoundError(f"{key}={value} {problem}; pass {what}")
+
+
+def _outputs(cfg: DictConfig, task: str) -> tuple[str, list[tuple[str, Path]]]:
+    """The setting that names what ``task`` writes, and the files it names."""
+    output, output_dir = _get(cfg, "output"), _get(cfg, "output_dir")
+    if task == "predict" and output not in (_ABSENT, None):
+        return "output", predict_files(Path(str(output)))
+    if task == "explain" and output not in (_ABSENT, None):
+        details = explain_details_path(Path(str(output)), _get(cfg, "details_output") or None)
+        return "output", [("the Task-2 JSON", Path(str(output))), ("its details", details)]
+    if task == "export" and output_dir not in (_ABSENT, None):
+        return "output_dir", export_files(Path(str(output_dir)))
+    if task == "eval" and _get(cfg, "paths.output_dir") not in (_ABSENT, None):
+        return "paths.output_dir", [("the run directory", Path(str(cfg.paths.output_dir)))]
+    return "", []
+
+
+def _check_outputs_spare_inputs(cfg: DictConfig, task: str) -> None:
+    """Refuse, whatever ``overwrite`` says, an output that is a checkpoint or file the run reads,
+    or that lies inside a folder it reads (its images, the evaluated dataset)."""
+    key, outputs = _outputs(cfg, task)
+    if not outputs:
+        return
+    files = [
+        (k, Path(str(v)))
+        for k, (kind, _) in INPUTS.items()
+        if kind != "dir" and (v := _get(cfg, k)) not in (_ABSENT, None, "")
+    ]
+    folders = [
+        (k, Path(str(v)))
+        for k in ("input_dir", *(["data.root"] if task == "eval" else []))
+        if (v := _get(cfg, k)) not in (_ABSENT, None, "")
+    ]
+    clash = input_clash(outputs, files, folders)
+    if clash:
+        raise ConfigError(
+            f"{key}: {clash}; an output never replaces an input (whatever overwrite says): "
+            f"pass another {key}"
+        )
 
 
 def _check_distinct(key: str, files: Iterable[tuple[str, Path]]) -> None:
