@@ -321,3 +321,21 @@ def test_eval_refuses_a_run_directory_inside_the_data_it_reads(tmp_path, inputs)
     )
     with pytest.raises(ConfigError, match="inside data.root="):
         validate(cfg, "eval")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"model_file": "../known.ckpt"}, {"format": "pickle"}, {"image_size": "32; rm"}, {}],
+)
+def test_the_exported_runner_reads_preprocess_json_as_data(tmp_path, change):
+    from pixelproof.deploy.run_detector import read_preprocess
+
+    settings = {"format": "onnx", "model_file": "model.onnx", "image_size": 32}
+    settings |= {"resize_mode": "resize", "threshold": 0.5, **change}
+    path = tmp_path / "preprocess.json"
+    path.write_text(json.dumps(settings))
+    if not change:
+        assert read_preprocess(path) == settings
+        return
+    with pytest.raises(SystemExit, match="does not accept"):
+        read_preprocess(path)

@@ -32,11 +32,11 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from pixelproof.utils.output_paths import EXPORT_MODEL_FILES, EXPORT_RUNNER_FILES
+from pixelproof.deploy.run_detector import MODEL_FILES
+from pixelproof.utils.output_paths import EXPORT_RUNNER_FILES
 
 log = logging.getLogger(__name__)
 
-MODEL_FILES = EXPORT_MODEL_FILES
 # copied into every export directory (named in output_paths, so the settings check knows them):
 # the runner and the image decoder it imports
 _RUNNER_SOURCES = (

@@ -26,9 +26,9 @@ from PIL import Image
 HERE = Path(__file__).resolve().parent
 if (HERE / "decoding.py").is_file():  # the exported copy: pixelproof's decoder sits beside it
     sys.path.insert(0, str(HERE))
-    from decoding import fit, image_files, load_rgb
+    from decoding import RESIZE_MODES, fit, image_files, load_rgb
 else:  # inside pixelproof (pixelproof.export scores with it to check the export)
-    from pixelproof.data.decoding import fit, image_files, load_rgb
+    from pixelproof.data.decoding import RESIZE_MODES, fit, image_files, load_rgb
 
 
 def to_batch(images: list[Image.Image]) -> np.ndarray:
@@ -37,11 +37,36 @@ def to_batch(images: list[Image.Image]) -> np.ndarray:
     return np.ascontiguousarray(pixels.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
 
 
+# the model file an export holds, by format (preprocess.json may only pick one of these)
+MODEL_FILES = {"onnx": "model.onnx", "torchscript": "model.pt"}
+
+
+def read_preprocess(path: Path) -> dict:
+    """``preprocess.json``, checked: the format names one of :data:`MODEL_FILES` (and its file
+    is that one, in the same folder), the size is a positive integer, the resize mode is
+    known and the threshold is a number; anything else exits with one line."""
+    try:
+        config = json.loads(path.read_text())
+        fmt, size = config["format"], config["image_size"]
+        ok = (
+            MODEL_FILES.get(fmt) == config["model_file"]
+            and isinstance(size, int)
+            and size > 0
+            and config["resize_mode"] in RESIZE_MODES
+            and isinstance(config["threshold"], (int, float))
+        )
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        sys.exit(f"{path} is unreadable ({type(err).__name__}: {err}); export the model again")
+    if not ok:
+        sys.exit(f"{path} holds settings this runner does not accept; export the model again")
+    return config
+
+
 class Detector:
     """The exported model: ``logits(batch)`` for a ``[B,3,H,W]`` float32 array in [0,1]."""
 
     def __init__(self, folder: Path, threads: int | None = None) -> None:
-        self.config = json.loads((folder / "preprocess.json").read_text())
+        self.config = read_preprocess(folder / "preprocess.json")
         model_file = folder / self.config["model_file"]
         if self.config["format"] == "onnx":
             try:

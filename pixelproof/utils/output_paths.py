@@ -6,9 +6,10 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-# what ``pixelproof.export`` writes into its output_dir: the model file (per format), then the
-# standalone runner and the image decoder it imports
-EXPORT_MODEL_FILES = {"onnx": "model.onnx", "torchscript": "model.pt"}
+from pixelproof.deploy.run_detector import MODEL_FILES as EXPORT_MODEL_FILES
+
+# what ``pixelproof.export`` writes into its output_dir beside the model file and
+# preprocess.json: the standalone runner and the image decoder it imports
 EXPORT_RUNNER_FILES = ("run_detector.py", "decoding.py")
 
 
