@@ -16,7 +16,14 @@ import pixelproof.data.augmentations as augmentations
 from pixelproof.data.augmentations import BatchAugmentation
 from pixelproof.data.datamodule import ImageDataModule
 
-EVERY_OP = dict(rescale_prob=0.5, blur_prob=0.5, noise_prob=0.5, jpeg_prob=0.5, hflip_prob=0.5)
+EVERY_OP = dict(
+    rescale_prob=0.5,
+    resample_prob=0.5,
+    blur_prob=0.5,
+    noise_prob=0.5,
+    jpeg_prob=0.5,
+    hflip_prob=0.5,
+)
 
 
 def _batch(n: int = 8, size: tuple[int, int] = (32, 32)) -> torch.Tensor:
@@ -150,6 +157,41 @@ def test_rescale_zooms_into_a_window() -> None:
     # the window lies inside the image, at a place of its own for each image
     assert out.min() >= ramp.min() - 1e-6 and out.max() <= ramp.max() + 1e-6
     assert len({round(v, 4) for v in out[:, 0, 0, 0].tolist()}) > 1
+
+
+def test_resample_by_one_is_identity_and_keeps_shape() -> None:
+    x = _batch()
+    out = BatchAugmentation(resample_prob=1.0, resample_factor=(1.0, 1.0))(x)
+    assert out.shape == x.shape
+    assert torch.allclose(out, x, atol=1e-6)
+
+
+def test_resample_down_and_up_drops_the_finest_detail_as_pillow_does() -> None:
+    from PIL import Image
+
+    x = _batch(4)
+    out = BatchAugmentation(resample_prob=1.0, resample_factor=(0.5, 0.5))(x)
+    assert out.shape == x.shape and 0 <= out.min() and out.max() <= 1
+    assert _high_frequency_energy(out) < 0.5 * _high_frequency_energy(x)
+    # a flat area stays flat, and each image is what Pillow's down-up resize gives, to a few
+    # grey levels (the filter, bilinear or bicubic, is drawn per image)
+    flat = torch.full((2, 3, 32, 32), 0.4)
+    assert torch.allclose(BatchAugmentation(resample_prob=1.0)(flat), flat, atol=1e-5)
+    pixels = (x[0].permute(1, 2, 0) * 255).round().byte().numpy()
+    candidates = []
+    for pil in (Image.BILINEAR, Image.BICUBIC):
+        small = Image.fromarray(pixels).resize((16, 16), pil).resize((32, 32), pil)
+        candidates.append(torch.from_numpy(np.asarray(small)).permute(2, 0, 1).float() / 255)
+    error = min(float((out[0] - c).abs().mean()) for c in candidates)
+    assert error < 4 / 255
+
+
+def test_resample_draws_a_factor_per_image() -> None:
+    torch.manual_seed(0)
+    x = _batch(1).expand(16, -1, -1, -1)  # one image, 16 times
+    out = BatchAugmentation(resample_prob=1.0, resample_factor=(0.3, 1.0))(x)
+    # two filters alone would give at most two different results
+    assert len({round(float(v), 5) for v in (out - x).abs().mean(dim=(1, 2, 3))}) > 8
 
 
 # ---------------------------------------------------------------------------- RNG and batches

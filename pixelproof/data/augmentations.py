@@ -7,8 +7,10 @@ Each operation picks its images with its own probability and draws a strength fo
 batch from that device's), so ``seed_everything`` reproduces a run. An operation with probability
 0 draws nothing and leaves the batch untouched.
 
-Order: random resized crop (``rescale``) -> Gaussian blur -> Gaussian noise -> JPEG -> flip: the
-order a picture meets them on its way to us. It is framed and resampled first (crop, resize),
+Order: random resized crop (``rescale``) -> down-up resampling (``resample``) -> Gaussian blur
+-> Gaussian noise -> JPEG -> flip: the order a picture meets them on its way to us. It is framed
+and resampled first (crop, a resize to another size and back, as a site that stores a smaller
+copy does),
 softened by the optics or the resampling filter (blur), picks up sensor or processing noise, and
 is compressed last, when it is saved and shared (so JPEG quantises the noise, as it does for real
 pictures, rather than noise hiding the JPEG blocks). Flipping is the viewer's choice, not the
@@ -39,6 +41,10 @@ class BatchAugmentation(nn.Module):
         rescale_prob: probability of a random resized crop: a square window of side ``s * S``
             (``s`` uniform in ``rescale_scale``, within (0, 1]) at a random place, resized back
             to ``S x S`` (bilinear).
+        resample_prob: probability of a resize to ``round(f * S)`` and back to ``S`` (``f``
+            uniform in ``resample_factor``, within (0, 4]; below 1 it drops the finest detail, above
+            1 it interpolates it), each way bilinear or bicubic (a coin per image) with
+            anti-aliasing on the way down, as Pillow resizes.
         blur_prob: probability of a Gaussian blur, sigma uniform in ``blur_sigma`` (pixels;
             CNNDetection draws it in [0, 3]); scipy's ``gaussian_filter`` (radius
             ``round(4 * sigma)``, mirrored edges; the radius is cut to the image's side minus one
@@ -57,6 +63,8 @@ class BatchAugmentation(nn.Module):
         self,
         rescale_prob: float = 0.0,
         rescale_scale: Sequence[float] = (0.5, 1.0),
+        resample_prob: float = 0.0,
+        resample_factor: Sequence[float] = (0.5, 1.5),
         blur_prob: float = 0.0,
         blur_sigma: Sequence[float] = (0.0, 3.0),
         noise_prob: float = 0.0,
@@ -67,11 +75,13 @@ class BatchAugmentation(nn.Module):
     ) -> None:
         super().__init__()
         self.rescale_prob = _probability("rescale_prob", rescale_prob)
+        self.resample_prob = _probability("resample_prob", resample_prob)
         self.blur_prob = _probability("blur_prob", blur_prob)
         self.noise_prob = _probability("noise_prob", noise_prob)
         self.jpeg_prob = _probability("jpeg_prob", jpeg_prob)
         self.hflip_prob = _probability("hflip_prob", hflip_prob)
         self.rescale_scale = _range("rescale_scale", rescale_scale, 0, 1, open_minimum=True)
+        self.resample_factor = _range("resample_factor", resample_factor, 0, 4, open_minimum=True)
         self.blur_sigma = _range("blur_sigma", blur_sigma, 0)
         self.noise_std = _range("noise_std", noise_std, 0)
         self.jpeg_quality = _range("jpeg_quality", jpeg_quality, 1, 100, integer=True)
@@ -82,6 +92,7 @@ class BatchAugmentation(nn.Module):
         with _one_cpu_thread():
             for prob, op in (
                 (self.rescale_prob, self._rescale),
+                (self.resample_prob, self._resample),
                 (self.blur_prob, self._blur),
                 (self.noise_prob, self._noise),
                 (self.jpeg_prob, self._jpeg),
@@ -95,7 +106,7 @@ class BatchAugmentation(nn.Module):
         return images
 
     def extra_repr(self) -> str:
-        keys = ("rescale", "blur", "noise", "jpeg", "hflip")
+        keys = ("rescale", "resample", "blur", "noise", "jpeg", "hflip")
         return ", ".join(f"{k}_prob={getattr(self, f'{k}_prob')}" for k in keys)
 
     # -- operations on the chosen images ------------------------------------------------------
@@ -111,6 +122,19 @@ class BatchAugmentation(nn.Module):
         theta[:, :, 2] = shift
         grid = F.affine_grid(theta.to(x), list(x.shape), align_corners=False)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+    def _resample(self, x: torch.Tensor) -> torch.Tensor:
+        """Each image resized to ``round(f * S)`` and back (its own factor and filter)."""
+        n, _, h, w = x.shape
+        factors = _uniform(self.resample_factor, n).tolist()
+        modes = ["bicubic" if b else "bilinear" for b in (torch.rand(n) < 0.5).tolist()]
+        out = []
+        for image, factor, mode in zip(x.split(1), factors, modes):
+            size = (max(1, round(factor * h)), max(1, round(factor * w)))
+            small = F.interpolate(image, size=size, mode=mode, antialias=True)
+            out.append(F.interpolate(small, size=(h, w), mode=mode, antialias=True))
+        # bicubic overshoots; a picture saved as 8-bit is clipped the same way
+        return torch.cat(out).clamp(0.0, 1.0)
 
     def _blur(self, x: torch.Tensor) -> torch.Tensor:
         """Separable Gaussian blur, one kernel per image, mirrored edges (scipy's ``reflect``)."""
