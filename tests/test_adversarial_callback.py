@@ -248,7 +248,7 @@ def test_a_collapse_is_logged_and_warned_once(caplog):
 
 
 def test_bad_callback_settings_are_refused():
-    with pytest.raises(ValueError, match="attack=fgsm\\|fgsm_rs\\|pgd\\|pgd_l2\\|nfgsm"):
+    with pytest.raises(ValueError, match="attack=fgsm\\|fgsm_rs\\|pgd\\|pgd_l2\\|tpgd\\|nfgsm"):
         AdversarialAugmentation({})
     with pytest.raises(ValueError, match="pgd_validation: attack name 'cw'"):
         AdversarialAugmentation(AttackSpec("fgsm", EPS), pgd_validation={"name": "cw"})
@@ -272,7 +272,7 @@ def test_configs_select_the_attack_and_refuse_attack_none(train_overrides):
     callback = hydra.utils.instantiate(cfg.callbacks.adversarial)
     assert callback.attack == AttackSpec("pgd", 0.03, None, 7, True)
     assert "model_checkpoint" in cfg.callbacks  # the default callbacks are still there
-    with pytest.raises(Exception, match="pass attack=fgsm\\|fgsm_rs\\|pgd\\|pgd_l2\\|nfgsm"):
+    with pytest.raises(Exception, match="pass attack=fgsm\\|fgsm_rs\\|pgd\\|pgd_l2\\|tpgd\\|nfgsm"):
         hydra.utils.instantiate(
             compose_config("train", *train_overrides, "callbacks=adversarial").callbacks.adversarial
         )

@@ -56,7 +56,7 @@ def test_attack_spec_parses_configs_and_defaults_alpha():
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"name": "cw", "eps": 0.1}, r"attack=fgsm\|fgsm_rs\|pgd\|pgd_l2\|nfgsm\|apgd\|square"),
+        ({"name": "cw", "eps": 0.1}, r"attack=fgsm\|fgsm_rs\|pgd\|pgd_l2\|tpgd\|nfgsm\|apgd\|square"),
         ({"name": "pgd", "eps": 8}, r"attack.eps=8/255"),
         ({"name": "pgd", "eps": "eight"}, "not a number"),
         ({"name": "pgd"}, "needs an eps"),
@@ -85,7 +85,7 @@ def test_two_class_cross_entropy_is_the_detectors_bce():
     assert ce.item() == pytest.approx(F.binary_cross_entropy_with_logits(z, y).item(), abs=1e-6)
 
 
-@pytest.mark.parametrize("name", ["fgsm", "fgsm_rs", "pgd", "apgd", "square"])
+@pytest.mark.parametrize("name", ["fgsm", "fgsm_rs", "pgd", "tpgd", "apgd", "square"])
 def test_linf_attacks_stay_in_the_eps_ball_and_in_unit_range(name):
     torch.manual_seed(0)
     x = torch.rand(6, 3, 8, 8)

@@ -72,6 +72,12 @@ def _pgd(model, spec):
     )
 
 
+def _tpgd(model, spec):
+    import torchattacks
+
+    return torchattacks.TPGD(model, eps=spec.eps, alpha=spec.step_size, steps=spec.steps)
+
+
 def _nfgsm(model, spec):
     from pixelproof.attacks.nfgsm import NFGSM
 
@@ -120,6 +126,14 @@ ATTACKS: dict[str, AttackKind] = {
         default_alpha=lambda eps, steps: 2.5 * eps / steps,
         iterative=True,
         l2=True,
+    ),
+    "tpgd": AttackKind(
+        "TRADES's inner maximisation (Zhang et al. 2019): L-inf PGD on the KL divergence from "
+        "the clean prediction, from a tiny random start; needs no label",
+        _tpgd,
+        default_alpha=lambda eps, steps: 2.5 * eps / steps,
+        iterative=True,
+        options=("alpha", "steps"),
     ),
     "nfgsm": AttackKind(
         "N-FGSM (de Jorge et al. 2022): FGSM step of alpha (eps) from uniform noise in "

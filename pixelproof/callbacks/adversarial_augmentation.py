@@ -4,6 +4,7 @@ and the detection of catastrophic overfitting (the collapse of single-step train
 python -m pixelproof.train callbacks=adversarial attack=pgd attack.eps=8/255 attack.steps=7
 python -m pixelproof.train callbacks=adversarial attack=nfgsm \\
     callbacks.adversarial.robust_validation=true      # + val/pgd_acc, val/fgsm_acc, val/collapsed
+python -m pixelproof.train callbacks=adversarial attack=tpgd callbacks.adversarial.loss=trades
 """
 
 import logging
@@ -18,6 +19,7 @@ from lightning import Callback
 from pixelproof.attacks.craft import craft
 from pixelproof.attacks.module_modes import eval_mode
 from pixelproof.attacks.spec import ATTACKS, CHOOSE, AttackSpec, attack_spec
+from pixelproof.models.components.robust_loss import LOSSES, mart_loss, trades_term
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +97,14 @@ class AdversarialAugmentation(Callback):
             ``val/pgd_acc``; ``None``: all.
         collapse_drop, collapse_fgsm_slack: :func:`detect_collapse`'s ``drop`` and
             ``fgsm_slack``.
+        loss: ``ce``: the model trains on the batch with its attacked samples (plain
+            adversarial training, ``mode`` says how); ``trades`` or ``mart``: the batch stays
+            clean and the adversarial examples enter the loss
+            (:mod:`pixelproof.models.components.robust_loss`): TRADES adds ``beta`` x
+            KL(clean || adversarial) to the model's own loss; MART replaces it by its loss on
+            the pair (a detector's extra terms, such as RINE's SupCon, are then left out). Both
+            attack every image (``fraction`` 1); TRADES crafts with ``attack=tpgd`` in the paper.
+        beta: the weight of the KL term (TRADES: 6 in the paper; MART: 5-6).
 
     Logged: ``train/adv_fraction`` (attacked samples / samples in the batch the model trains on),
     ``train/attack_success_rate`` (attacked samples the model, in eval mode, gets wrong after the
@@ -115,6 +125,8 @@ class AdversarialAugmentation(Callback):
         robust_val_batches: int | None = 10,
         collapse_drop: float = 0.2,
         collapse_fgsm_slack: float = 0.05,
+        loss: str = "ce",
+        beta: float = 6.0,
     ) -> None:
         self.attack = attack_spec(attack, "callbacks.adversarial.attack")
         self.schedule = parse_schedule(schedule)
@@ -139,6 +151,17 @@ class AdversarialAugmentation(Callback):
             )
         if not 0 < collapse_drop < 1:
             raise ValueError(f"callbacks.adversarial.collapse_drop={collapse_drop}: in (0, 1)")
+        if loss not in ("ce", *LOSSES):
+            raise ValueError(f"callbacks.adversarial.loss={loss!r}: choose ce, {', '.join(LOSSES)}")
+        if loss != "ce" and fraction != 1:
+            raise ValueError(
+                f"callbacks.adversarial.loss={loss} pairs every image with its adversarial "
+                f"example: set callbacks.adversarial.fraction=1 (got {fraction})"
+            )
+        if not (isinstance(beta, int | float) and beta >= 0):
+            raise ValueError(f"callbacks.adversarial.beta={beta!r} must be a number >= 0")
+        self.loss, self.beta = loss, float(beta)
+        self._pending: torch.Tensor | None = None  # this batch's adversarial examples (paired)
         self.fraction = fraction
         self.mode = mode
         self.stats_every_n_steps = stats_every_n_steps
@@ -160,11 +183,38 @@ class AdversarialAugmentation(Callback):
                 spec = scheduled
         return spec
 
+    def on_fit_start(self, trainer, pl_module) -> None:
+        if self.loss != "ce":  # the detector asks this callback for its training loss
+            pl_module.robust_objective = self._paired_loss
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        if pl_module.robust_objective == self._paired_loss:
+            pl_module.robust_objective = None
+        self._pending = None
+
+    def _paired_loss(self, pl_module, x, y, logits, loss) -> torch.Tensor:
+        """The training loss of ``loss=trades|mart`` for the clean batch ``x`` (its ``logits``,
+        the model's own ``loss``) and the adversarial examples crafted for it."""
+        adversarial, self._pending = self._pending, None
+        if adversarial is None:  # no attack this epoch (a schedule's null entry)
+            return loss
+        adv_logits = pl_module(adversarial)
+        if self.loss == "trades":
+            return loss + trades_term(logits, adv_logits, self.beta)
+        return mart_loss(logits, adv_logits, y, self.beta)
+
     def on_train_batch_start(self, trainer, pl_module, batch: Any, batch_idx: int) -> None:
         x, y = batch[0], batch[1]
         spec = self.active_attack(trainer.current_epoch)
         if spec is None:
             pl_module.log("train/adv_fraction", 0.0, batch_size=len(x))
+            return
+        if self.loss != "ce":  # the batch stays clean; the pairs enter the loss
+            self._pending = craft(pl_module, spec, x, y)
+            pl_module.log("train/adv_fraction", 0.5, batch_size=2 * len(x))
+            every = self.stats_every_n_steps or trainer.log_every_n_steps
+            if trainer.global_step % every == 0:
+                self._log_success(pl_module, x, self._pending, y)
             return
         count = max(1, round(self.fraction * len(x)))
         index = torch.randperm(len(x))[:count].to(x.device)

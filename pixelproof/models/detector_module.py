@@ -74,6 +74,9 @@ class DetectorModule(LightningModule):
         # p(fake) >= threshold means fake. 0.5 unless a calibration callback chose another on
         # validation data; a buffer, so every checkpoint carries the threshold of its own weights.
         self.register_buffer("decision_threshold", torch.tensor(0.5))
+        # a training objective that pairs each image with its adversarial example, set for the
+        # length of a fit by the adversarial callback (loss=trades|mart); None: the plain loss
+        self.robust_objective = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -89,6 +92,8 @@ class DetectorModule(LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
         x, y = batch
         loss, logits = self.training_loss(x, y)
+        if self.robust_objective is not None:  # TRADES / MART (callbacks.adversarial.loss)
+            loss = self.robust_objective(self, x, y, logits, loss)
         self.train_acc(logits.detach().sigmoid(), y.int())
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/acc", self.train_acc, prog_bar=True)
