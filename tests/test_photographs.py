@@ -1,10 +1,15 @@
-"""The vendored photographs: files and provenance agree, images load as promised, splits are
-sound, random_crop is the embedded dataset's, and misuse fails with a clear message."""
+"""The vendored photographs: provenance.csv is a list the vendoring tool can rebuild them from,
+files and rows agree, images load as promised, splits are sound (the unseen sources stay apart
+and untrainable), random_crop is the embedded dataset's, and misuse fails with a clear message."""
 
 from __future__ import annotations
 
+import csv
+import importlib.util
+import io
 import re
 import shutil
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -14,13 +19,20 @@ from PIL import Image, JpegImagePlugin
 
 from pixelproof import photographs
 from pixelproof.photographs import (
+    EVAL_ONLY_SPLITS,
     PHOTO_DIR,
+    SPLITS,
     load_photo,
     photo_names,
     provenance,
     random_crop,
 )
-from pixelproof.photographs.vendor import CSV_FIELDS, SELECTION
+
+TOOL = Path(__file__).resolve().parents[1] / "tools" / "vendor_photographs.py"
+_spec = importlib.util.spec_from_file_location("vendor_photographs", TOOL)
+vendor_tool = importlib.util.module_from_spec(_spec)
+sys.modules["vendor_photographs"] = vendor_tool
+_spec.loader.exec_module(vendor_tool)
 
 SCENES = {
     "landscape",
@@ -35,6 +47,10 @@ SCENES = {
     "sky",
     "food",
 }
+# held back for an independent evaluation: no photograph may come from these
+RESERVED_PACKAGES = re.compile(r"mate-backgrounds|lomiri-wallpapers.*")
+LICENCES = re.compile(r"(GPL|LGPL|GFDL|CC-BY|CC0|public-domain|MIT|Apache-2\.0|BSD)\b")
+TRAINABLE = [s for s in SPLITS if s not in EVAL_ONLY_SPLITS]
 
 
 def _is_colour(img: np.ndarray) -> bool:
@@ -43,31 +59,141 @@ def _is_colour(img: np.ndarray) -> bool:
     return float(np.abs(a[..., 0] - a[..., 1]).mean() + np.abs(a[..., 1] - a[..., 2]).mean()) > 1
 
 
+def _shipped() -> list:
+    return vendor_tool.read_provenance(PHOTO_DIR / "provenance.csv")
+
+
+def _good_row(**change: str) -> dict[str, str]:
+    row = {
+        "name": "cat",
+        "split": "train",
+        "scene": "animal",
+        "source": "deb",
+        "package": "some-data",
+        "package_version": "1:2.0-1",
+        "original_file": "usr/share/some/cat.jpg",
+        "box": "",
+        "licence": "CC0-1.0",
+        "author": "A. Person",
+        "original_size": "640x480",
+    }
+    row.update(change)
+    return row
+
+
+# --- provenance.csv as the vendoring tool reads it --------------------------------------------
+
+
 def test_every_row_has_a_file_and_every_file_a_row():
-    rows = provenance()
-    names = [r["name"] for r in rows]
-    assert len(names) == len(set(names)), "duplicate names in provenance.csv"
-    files = {p.stem for p in PHOTO_DIR.glob("*.jpg")}
-    assert set(names) == files
-    assert all(p.suffix == ".jpg" for p in PHOTO_DIR.iterdir() if p.stem in files)
-    header = (PHOTO_DIR / "provenance.csv").read_text(encoding="utf-8").splitlines()[0]
-    assert tuple(header.split(",")) == CSV_FIELDS
-    for r in rows:
-        assert re.fullmatch(r"[a-z0-9_]+", r["name"]), r["name"]
-        assert r["scene"] in SCENES, r
-        assert all(r[f] for f in CSV_FIELDS), f"empty field in {r}"
-        assert re.fullmatch(r"\d+x\d+", r["original_size"]), r
+    photos = _shipped()  # the tool's own parser: header, names, splits, sources, boxes, no gaps
+    names = [p.name for p in photos]
+    assert names == sorted(names) and names == list(photo_names())
+    assert set(names) == {p.stem for p in PHOTO_DIR.glob("*.jpg")}
+    for p in photos:
+        assert p.scene in SCENES, p
+        assert re.fullmatch(r"\d+x\d+", p.original_size), f"{p.name}: the tool never ran on it"
+        if p.box is not None:
+            w, h = (int(v) for v in p.original_size.split("x"))
+            assert p.box[2] <= w and p.box[3] <= h, p
 
 
-def test_provenance_is_what_the_vendor_script_writes():
-    """provenance.csv and vendor.SELECTION (the table it is written from) agree row for row."""
-    rows = {r["name"]: r for r in provenance()}
-    assert set(rows) == {p.name for p in SELECTION}
-    for p in SELECTION:
-        r = rows[p.name]
-        got = (r["split"], r["scene"], r["package"], r["package_version"], r["original_file"])
-        assert got == (p.split, p.scene, p.package, p.version, p.original_file), p.name
-        assert (r["licence"], r["author"]) == (p.licence, p.author), p.name
+def test_the_csv_is_what_the_tool_writes(tmp_path: Path):
+    """Written back from its parsed rows, the CSV is byte for byte the shipped one: sorted, in the
+    tool's column order and box format, so a rerun of the tool leaves no diff."""
+    vendor_tool.write_provenance(tmp_path / "provenance.csv", reversed(_shipped()))
+    assert (tmp_path / "provenance.csv").read_bytes() == (PHOTO_DIR / "provenance.csv").read_bytes()
+
+
+def test_licences_and_authors_are_stated_and_no_package_is_reserved():
+    for p in _shipped():
+        assert LICENCES.match(p.licence), f"{p.name}: licence {p.licence!r} names no licence"
+        assert len(p.author) >= 3, p
+        assert not RESERVED_PACKAGES.fullmatch(p.package), f"{p.name} comes from {p.package}"
+        if p.source == "wheel":
+            assert re.fullmatch(r"\d+(\.\d+)+", p.version), p
+        else:
+            assert p.original_file.startswith("usr/"), p
+
+
+def test_parse_box():
+    assert vendor_tool.parse_box("0 28 640 452") == (0, 28, 640, 452)
+    assert vendor_tool.parse_box("") is None and vendor_tool.parse_box("  ") is None
+    assert vendor_tool.format_box((1, 1, 512, 512)) == "1 1 512 512"
+    assert vendor_tool.format_box(None) == ""
+    mossy = {p.name: p for p in _shipped()}["mossy_bark"]
+    assert mossy.box == (0, 28, 640, 452)  # cuts the black bars of the original
+
+
+def test_parse_row_takes_a_good_row():
+    photo = vendor_tool.parse_row(_good_row(box="1 2 30 40", original_size=""))
+    assert photo.box == (1, 2, 30, 40) and photo.version == "1:2.0-1"
+    assert photo.original_size == ""  # left for the tool to fill in
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"name": "Cat"}, r"bad name 'Cat'"),
+        ({"split": "holdout"}, r"cat: split 'holdout' is not one of train, val, test, unseen"),
+        ({"source": "conda"}, r"cat: source 'conda' is not one of deb, wheel"),
+        ({"licence": " "}, r"cat: empty licence"),
+        ({"author": "", "package": ""}, r"cat: empty package, author"),
+        ({"original_file": "/usr/share/cat.jpg"}, r"cat: original_file is a path inside"),
+        ({"box": "0 0 10"}, r"cat: box '0 0 10' is not four whole numbers"),
+        ({"box": "0 0 -1 5"}, r"cat: box '0 0 -1 5' is not four whole numbers"),
+        ({"box": "5 0 5 9"}, r"cat: box '5 0 5 9' is empty"),
+        ({"original_size": "640*480"}, r"cat: original_size '640\*480' is not WxH"),
+    ],
+)
+def test_parse_row_names_what_is_wrong(change: dict, message: str):
+    with pytest.raises(ValueError, match=message):
+        vendor_tool.parse_row(_good_row(**change))
+
+
+def test_read_provenance_names_the_line(tmp_path: Path):
+    path = tmp_path / "provenance.csv"
+    fields = vendor_tool.CSV_FIELDS
+    rows = [_good_row(), _good_row(name="dog"), _good_row(name="cat")]
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    with pytest.raises(ValueError, match=r"provenance\.csv line 4: cat appears twice"):
+        vendor_tool.read_provenance(path)
+    path.write_text("name,split\ncat,train\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"the header is \['name', 'split'\]"):
+        vendor_tool.read_provenance(path)
+
+
+def _png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_convert_crops_then_downscales_and_refuses_transparency():
+    rgba = Image.new("RGBA", (1200, 800), (200, 100, 50, 255))
+    rgba.putpixel((0, 0), (0, 0, 0, 127))  # a half-transparent corner, as chicky_512.png has
+    with pytest.raises(ValueError, match="transparent pixels"):
+        vendor_tool.convert(_png(rgba))
+    img, size = vendor_tool.convert(_png(rgba), (1, 1, 1200, 800))
+    assert size == "1200x800" and img.mode == "RGB"
+    assert img.size == (512, 341)  # 1199x799, long side to 512
+    assert img.getpixel((10, 10)) == (200, 100, 50)
+    small, _ = vendor_tool.convert(_png(Image.new("RGB", (300, 200), "red")))
+    assert small.size == (300, 200)  # never upscaled
+    with pytest.raises(ValueError, match=r"box 0 0 301 200 reaches outside the 300x200"):
+        vendor_tool.convert(_png(Image.new("RGB", (300, 200))), (0, 0, 301, 200))
+
+
+def test_vendor_refuses_a_name_without_a_row(tmp_path: Path):
+    with pytest.raises(ValueError, match=r"has no row for \['nope'\]"):
+        vendor_tool.vendor(tmp_path, PHOTO_DIR / "provenance.csv", only=["nope"])
+    assert not list(tmp_path.iterdir())  # nothing downloaded, nothing written
+
+
+def test_the_tool_is_not_shipped_in_the_package():
+    assert {p.name for p in PHOTO_DIR.glob("*.py")} == {"__init__.py"}
 
 
 def test_every_photograph_loads_as_uint8_rgb_within_512():
@@ -98,10 +224,9 @@ def test_enough_photographs_mostly_colour():
 
 
 def test_splits_are_disjoint_complete_and_varied():
-    splits = {s: set(photo_names(s)) for s in ("train", "val", "test")}
+    splits = {s: set(photo_names(s)) for s in SPLITS}
     assert all(splits.values()), {s: len(v) for s, v in splits.items()}
-    assert not (splits["train"] & splits["val"] or splits["train"] & splits["test"])
-    assert not splits["val"] & splits["test"]
+    assert sum(len(v) for v in splits.values()) == len(photo_names()), "a photograph in two splits"
     assert set().union(*splits.values()) == set(photo_names())
     assert list(photo_names("val")) == sorted(splits["val"])
     assert len(splits["train"]) > len(splits["val"]) + len(splits["test"])
@@ -113,6 +238,41 @@ def test_splits_are_disjoint_complete_and_varied():
         assert have["city"] + have["interior"] + have["object"], (split, have)
         assert have["texture"], (split, have)
         assert sum(_is_colour(load_photo(n)) for n in splits[split]) >= 0.7 * len(splits[split])
+
+
+def test_unseen_photographs_come_from_packages_no_other_split_uses():
+    """The unseen split measures reals from sources a detector never saw: at least 12 colour
+    photographs of varied scenes from at least 3 packages that no trainable split draws from."""
+    rows = provenance()
+    unseen = [r for r in rows if r["split"] == "unseen"]
+    assert len(unseen) >= 12 and len(unseen) == len(photo_names("unseen"))
+    packages = Counter(r["package"] for r in unseen)
+    assert len(packages) >= 3, packages
+    assert max(packages.values()) <= 0.6 * len(unseen), f"one package dominates: {packages}"
+    seen = {r["package"] for r in rows if r["split"] in TRAINABLE}
+    assert not set(packages) & seen, sorted(set(packages) & seen)
+    scenes = Counter(r["scene"] for r in unseen)
+    assert len(scenes) >= 5 and scenes["people"] and scenes["city"], scenes
+    grey = [r["name"] for r in unseen if not _is_colour(load_photo(r["name"]))]
+    assert not grey, grey
+
+
+def test_eval_only_splits_are_splits_and_generators_refuse_them():
+    assert EVAL_ONLY_SPLITS == ("unseen",) and set(EVAL_ONLY_SPLITS) < set(SPLITS)
+    crops = pytest.importorskip("pixelproof.generators.crops")
+    for split in EVAL_ONLY_SPLITS:
+        with pytest.raises(ValueError, match=rf"the '{split}' photographs are for evaluation"):
+            crops.photo_source(split)
+        with pytest.raises(ValueError, match="evaluation only"):
+            crops.PhotoCrops(split=split).setup("fit")
+    assert crops.photo_source("train").names == photo_names("train")
+
+
+def test_the_embedded_dataset_never_samples_unseen_photographs():
+    embedded = pytest.importorskip("pixelproof.data.embedded")
+    if not hasattr(embedded, "SPLITS"):
+        pytest.skip("pixelproof.data.embedded no longer names its SPLITS")
+    assert set(embedded.SPLITS) <= set(TRAINABLE), embedded.SPLITS
 
 
 def test_random_crop_shape_dtype_and_determinism():
@@ -149,7 +309,7 @@ def test_random_crop_draws_as_the_embedded_dataset_does():
 
 
 def test_unknown_split_and_name_are_clear():
-    with pytest.raises(ValueError, match=r"unknown split 'dev'.*train, val, test"):
+    with pytest.raises(ValueError, match=r"unknown split 'dev'.*train, val, test, unseen"):
         photo_names("dev")
     with pytest.raises(KeyError, match=r"unknown photograph 'nope'.*photo_names\(\)"):
         load_photo("nope")

@@ -36,9 +36,14 @@ class PhotoSource:
 
 @cache
 def photo_source(split: str = "train") -> PhotoSource:
-    """The vendored photographs of ``split`` (:mod:`pixelproof.photographs`)."""
+    """The vendored photographs of ``split`` (:mod:`pixelproof.photographs`); never an
+    evaluation-only split, whose sources must stay unseen by every generator."""
     from pixelproof import photographs
 
+    if split in photographs.EVAL_ONLY_SPLITS:
+        raise ValueError(
+            f"the {split!r} photographs are for evaluation only: generators train on 'train'"
+        )
     return PhotoSource(
         "pixelproof.photographs",
         tuple(photographs.photo_names(split)),

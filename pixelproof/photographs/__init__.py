@@ -1,10 +1,14 @@
 """Real colour photographs vendored into the package, with their provenance.
 
 Each ``<name>.jpg`` here is a photograph taken from a Debian package or a PyPI wheel, downscaled
-so its long side is at most 512 px; ``provenance.csv`` names, for every one, its split
-(``train``/``val``/``test``, assigned by photograph), its scene, the package and version it came
-from, the original file, the licence and the author. ``vendor.py`` rebuilds the folder from the
-registries (see README.md).
+so its long side is at most 512 px; ``provenance.csv``, the only list of them, names for every one
+its split, its scene, where it came from (source, package, version, original file, crop box), the
+licence and the author. ``tools/vendor_photographs.py`` (outside the package) rebuilds the folder
+from that list (see README.md).
+
+Splits: ``train``/``val``/``test`` are assigned by photograph and share packages; ``unseen`` holds
+photographs from packages no other split draws from, for measuring (and calibrating against)
+reals from sources a detector never saw. Nothing may train on ``unseen`` (``EVAL_ONLY_SPLITS``).
 
     >>> from pixelproof import photographs
     >>> photographs.photo_names("test")[:3]
@@ -23,7 +27,10 @@ import numpy as np
 from PIL import Image
 
 PHOTO_DIR: Path = Path(__file__).resolve().parent
-SPLITS: tuple[str, ...] = ("train", "val", "test")
+SPLITS: tuple[str, ...] = ("train", "val", "test", "unseen")
+# Splits that generators and detectors must never train on: their photographs' packages appear in
+# no other split, so they stay a fair measure of reals from sources never seen.
+EVAL_ONLY_SPLITS: tuple[str, ...] = ("unseen",)
 
 # Crops flatter than this (standard deviation in grey levels) are drawn again (as in embedded.py).
 _MIN_CROP_STD = 2.0
@@ -46,7 +53,7 @@ def provenance() -> list[dict]:
 
 
 def photo_names(split: str | None = None) -> tuple[str, ...]:
-    """The sorted names of all photographs, or of one split (``train``, ``val`` or ``test``)."""
+    """The sorted names of all photographs, or of one split (one of ``SPLITS``)."""
     if split is not None and split not in SPLITS:
         raise ValueError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)} (or None)")
     return tuple(sorted(r["name"] for r in _rows() if split is None or r["split"] == split))
