@@ -80,8 +80,14 @@ clean: ## remove run outputs, caches and the generated dataset (keeps .venv)
 	rm -rf outputs multirun logs data wandb lightning_logs .pytest_cache .ruff_cache
 	find . -name __pycache__ -not -path "./$(VENV)/*" -prune -exec rm -rf {} +
 
-generators: $(VENV)/.installed-core ## retrain the shipped generator zoo (CPU, minutes per model; ARGS="threads=1 ...")
-	$(BIN)/python -m pixelproof.train_generator generator=dcgan $(ARGS)
-	$(BIN)/python -m pixelproof.train_generator generator=ddpm $(ARGS)
-	$(BIN)/python -m pixelproof.train_generator generator=vae $(ARGS)
-	$(BIN)/python -m pixelproof.train_generator generator=pixelcnn $(ARGS)
+# train_generator writes into its run directory unless told otherwise: this target installs the
+# new weights into the package, replacing the shipped zoo (git shows what changed)
+ZOO_WEIGHTS := pixelproof/generators/weights
+
+generators: $(VENV)/.installed-core ## retrain the generator zoo and install it into the package (CPU, minutes per model; ARGS="threads=1 ...")
+	$(BIN)/python -m pixelproof.train_generator generator=dcgan weights_dir=$(ZOO_WEIGHTS) $(ARGS)
+	$(BIN)/python -m pixelproof.train_generator generator=ddpm weights_dir=$(ZOO_WEIGHTS) $(ARGS)
+	$(BIN)/python -m pixelproof.train_generator generator=vae weights_dir=$(ZOO_WEIGHTS) $(ARGS)
+	$(BIN)/python -m pixelproof.train_generator generator=pixelcnn weights_dir=$(ZOO_WEIGHTS) $(ARGS)
+	$(BIN)/python -m pixelproof.train_generator generator=ldm weights_dir=$(ZOO_WEIGHTS) $(ARGS)
+	$(BIN)/python -m pixelproof.train_generator generator=ldm_tconv weights_dir=$(ZOO_WEIGHTS) $(ARGS)

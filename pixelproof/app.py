@@ -11,7 +11,10 @@ directory (``scorer.name_or_path``), also the artifacts CLIP finds and where.
 
 Images are read and scored by the code ``pixelproof.predict`` runs (``load_trained``,
 ``inference_settings``, ``load_rgb`` and the checkpoint's resize, ``batch_logits``), so the demo
-and ``predict`` give the same p(fake). Needs the ``app`` extra (``pip install -e ".[app]"``);
+and ``predict`` give the same p(fake). Uploads are decoded one at a time, each brought at once
+to what the analysis keeps (the model's input; for CLIP, a copy reduced to about its input
+size), so memory holds at most one full-size image; an image of more than ``max_pixels`` pixels
+is refused from its header, before decoding. Needs the ``app`` extra (``pip install -e ".[app]"``);
 heavy imports wait until the app starts, so ``--help`` answers at once.
 """
 
@@ -28,6 +31,8 @@ from typing import Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
+
+from pixelproof.utils.cli import run_entry_point
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +56,8 @@ class Result:
     chart: Any = None
     spectrum: Any = None
     artifacts: list[dict] = field(default_factory=list)
-    image: Any = None  # the decoded image (for CLIP), dropped after the analysis
+    size: tuple[int, int] | None = None  # of the upload, (width, height)
+    image: Any = None  # CLIP's reduced copy (with a scorer), dropped after the analysis
 
 
 def assign_indices(results: Sequence[Result]) -> str:
@@ -118,7 +124,7 @@ class DetectorDemo:
     ) -> tuple[list[Result], list[str]]:
         """``(results in upload order, notes)`` for uploaded files, images or not;
         ``progress(done, total)`` is called after each image."""
-        from pixelproof.data.decoding import BadImageError, load_rgb
+        from pixelproof.data.decoding import BadImageError
 
         notes = []
         paths = list(paths)
@@ -130,9 +136,9 @@ class DetectorDemo:
         for position, path in enumerate(paths):
             result = Result(position, Path(path).name)
             results.append(result)
-            try:  # predict's reading: load_rgb, then the checkpoint's size and resize mode
-                result.image = load_rgb(path)
-                ready.append((result, self.transform(result.image)))
+            try:
+                x, result.size, result.image = self._read(path)
+                ready.append((result, x))
             except BadImageError as err:
                 result.error = err.reason
             except ValueError as err:  # resize_mode=none and another size
@@ -152,6 +158,16 @@ class DetectorDemo:
         notes.append("Task-1 indices: " + assign_indices(results) + ".")
         return results, notes
 
+    def _read(self, path: str | Path) -> tuple[Any, tuple[int, int], Any]:
+        """``(model input, (width, height), CLIP's reduced copy or None)`` of one upload, read
+        as predict reads it (``load_rgb``, then the checkpoint's size and resize mode). The
+        full-size image lives only in this call: it is gone before the next file is read."""
+        from pixelproof.data.decoding import load_rgb
+
+        image = load_rgb(path, max_pixels=self.cfg.get("max_pixels"))
+        reduced = _reduced(image, self.scorer.input_size) if self.scorer is not None else None
+        return self.transform(image), image.size, reduced
+
     def _score(self, chunk: list, tick: Callable[[], None]) -> None:
         import torch
 
@@ -164,7 +180,11 @@ class DetectorDemo:
         images = torch.stack([x for _, x in chunk]).to(device)
         probs = batch_logits(self.model, images, self.settings.crop_size).float().sigmoid()
         found = attribute(self.model, images, self.attribution)
-        artifacts = self.scorer.score([r.image for r, _ in chunk]) if self.scorer else None
+        artifacts = (
+            self.scorer.score([r.image for r, _ in chunk], [r.size for r, _ in chunk])
+            if self.scorer
+            else None
+        )
         for i, ((result, x), p) in enumerate(zip(chunk, probs.cpu().tolist())):
             result.p_fake, result.verdict = p, ("fake" if p >= threshold else "real")
             bands = found[i].bands
@@ -379,6 +399,13 @@ class DetectorDemo:
         return self.ui().launch(theme=theme, **kwargs)
 
 
+def _reduced(image, size: int):
+    """``image`` shrunk by the largest whole factor that keeps both sides at least ``size`` (a
+    box filter, ``Image.reduce``): CLIP resizes it to ``size`` x ``size`` anyway."""
+    factor = min(image.size) // size
+    return image.reduce(factor) if factor > 1 else image
+
+
 def _gradio():
     """Gradio, imported on first use (no analytics: the demo must run offline)."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -402,7 +429,7 @@ def app(cfg: DictConfig, **launch_kwargs):
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="app")
 def main(cfg: DictConfig) -> None:
-    app(cfg)
+    run_entry_point(app, cfg, "app")
 
 
 if __name__ == "__main__":

@@ -8,12 +8,14 @@ needs no pixelproof (see :mod:`pixelproof.deploy.exporter`).
 import hydra
 from omegaconf import DictConfig
 
+from pixelproof.utils.cli import run_entry_point
+
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")
 def main(cfg: DictConfig) -> None:
     from pixelproof.deploy.exporter import export_checkpoint
 
-    export_checkpoint(cfg)
+    run_entry_point(export_checkpoint, cfg, "export")
 
 
 if __name__ == "__main__":

@@ -16,16 +16,14 @@ run continues exactly; SIGTERM and SIGINT stop at the end of the current batch, 
 
 import json
 import logging
-import shlex
-import signal
 import sys
-import threading
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from pixelproof.utils.cli import Interrupted, run_entry_point
+from pixelproof.utils.cli import run_entry_point
+from pixelproof.utils.signal_stop import SignalStop, last_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -67,24 +65,19 @@ def train(cfg: DictConfig) -> dict[str, float]:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
     metrics: dict[str, float] = {}
-    with _SignalStop() as stop:
-        try:
-            if cfg.get("train"):
-                trainer.fit(model, datamodule=datamodule, ckpt_path=_fit_ckpt_path(cfg, trainer))
-                metrics.update(_floats(trainer.callback_metrics))
-            if stop.signum is None and cfg.get("test"):
-                ckpt = _model_checkpoint(trainer)
-                best = ckpt.best_model_path if ckpt else ""
-                if not best:
-                    log.warning("No best checkpoint recorded: testing the current weights.")
-                _detach_weight_averaging(trainer)
-                trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
-                metrics.update(_floats(trainer.callback_metrics))
-        except BaseException:
-            if stop.signum is None:
-                raise
-        if stop.signum is not None:
-            raise Interrupted(_stopped(stop.signum, trainer), 128 + stop.signum) from None
+    with SignalStop() as stop:
+        if cfg.get("train"):
+            trainer.fit(model, datamodule=datamodule, ckpt_path=_fit_ckpt_path(cfg, trainer))
+            metrics.update(_floats(trainer.callback_metrics))
+        if stop.signum is None and cfg.get("test"):
+            ckpt = _model_checkpoint(trainer)
+            best = ckpt.best_model_path if ckpt else ""
+            if not best:
+                log.warning("No best checkpoint recorded: testing the current weights.")
+            _detach_weight_averaging(trainer)
+            trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
+            metrics.update(_floats(trainer.callback_metrics))
+    stop.check(trainer, "pixelproof.train")
 
     if trainer.is_global_zero:  # under DDP every process gets here; one writes
         from pixelproof.utils.atomic import write_atomic
@@ -104,7 +97,7 @@ def _fit_ckpt_path(cfg: DictConfig, trainer) -> str | None:
     the middle of a batch); ``last.ckpt`` is written at a batch boundary."""
     if cfg.get("ckpt_path"):
         return cfg.ckpt_path
-    last = _last_checkpoint(trainer)
+    last = last_checkpoint(trainer)
     if last is not None:
         log.info("Resuming from %s, the last state this run directory holds", last)
         return str(last)
@@ -122,86 +115,6 @@ def _plugins(cfg: DictConfig) -> list:
     if not any(isinstance(p, CheckpointIO) for p in plugins):
         plugins.append(AtomicCheckpointIO())
     return plugins
-
-
-class _SignalStop:
-    """SIGTERM and SIGINT stop the run at the end of the current batch.
-
-    While Lightning fits or tests, its own SIGTERM handler is installed (and calls this one
-    after it): it stops the loop at the end of the batch and the interrupt checkpoint saves
-    ``last.ckpt``. The first SIGINT is turned into the same stop (a second one raises
-    ``KeyboardInterrupt`` at once); outside Lightning's loops either signal raises
-    ``KeyboardInterrupt``. ``signum`` records the first signal, for the exit status.
-    """
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._previous: dict[int, object] = {}
-
-    def __enter__(self) -> "_SignalStop":
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-
-    def _handle(self, signum: int, frame) -> None:
-        first = self.signum is None
-        if first:
-            self.signum = signum
-        lightning = signal.getsignal(signal.SIGTERM)
-        in_loop = callable(lightning) and lightning != self._handle
-        if in_loop and signum == signal.SIGTERM:
-            return  # Lightning's handler, which called this one, has asked the loop to stop
-        if in_loop and first:
-            lightning(signal.SIGTERM, frame)
-            return
-        raise KeyboardInterrupt
-
-
-def _stopped(signum: int, trainer) -> str:
-    """What stopped, where the state is, and the command that resumes it."""
-    name = signal.Signals(signum).name
-    where = f"at epoch {trainer.current_epoch}, step {trainer.global_step}"
-    overrides = [o for o in _overrides() if o.split("=", 1)[0].lstrip("+") != "ckpt_path"]
-    command = ["python", "-m", "pixelproof.train", *overrides]
-    ckpt = _last_checkpoint(trainer)
-    if ckpt is None:
-        return f"stopped by {name} {where}, before any checkpoint; start again with:\n  " + (
-            shlex.join(command)
-        )
-    command.append(f"ckpt_path={ckpt}")
-    saved = any(getattr(c, "saved", False) for c in trainer.callbacks)
-    state = "its state is in" if saved else "the newest state saved before it is"
-    return f"stopped by {name} {where}; {state} {ckpt}. Resume with:\n  " + shlex.join(command)
-
-
-def _overrides() -> list[str]:
-    """The run's command-line overrides (Hydra's ``overrides.task``), when Hydra ran it."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return []
-    return list(OmegaConf.select(HydraConfig.get(), "overrides.task", default=[]) or [])
-
-
-def _last_checkpoint(trainer) -> Path | None:
-    """The newest checkpoint holding the run's last state (``last.ckpt``), if one was written."""
-    from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
-
-    found = []
-    for callback in trainer.callbacks:
-        if isinstance(callback, OnExceptionCheckpoint):
-            found.append(callback.ckpt_path)
-        elif isinstance(callback, ModelCheckpoint):
-            found.append(callback.last_model_path)
-            if callback.monitor is None:
-                found.append(callback.best_model_path)
-    existing = {Path(p).absolute() for p in found if p and Path(p).is_file()}
-    return max(existing, key=lambda p: p.stat().st_mtime_ns, default=None)
 
 
 def _detach_weight_averaging(trainer) -> None:
@@ -267,7 +180,9 @@ def main(cfg: DictConfig) -> float | None:
     finally:
         _finish_wandb()
     metric = cfg.get("optimized_metric")
-    return metrics.get(metric) if metric else None
+    # a failed job of a sweep returns no number: the Optuna sweeper records a failed trial (a
+    # NaN would crash it: Optuna refuses NaN, then the sweeper reports the failure with the NaN)
+    return metrics.get(metric) if metric and metrics is not None else None
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Train one generator of the zoo on CPU and write its weights and model card.
 
     python -m pixelproof.train_generator generator=ddpm          # one generator, minutes
-    python -m pixelproof.train_generator generator=dcgan trainer.max_steps=200 weights_dir=/tmp/g
-    make generators                                              # the whole zoo, one by one
+    python -m pixelproof.train_generator generator=dcgan trainer.max_steps=200
+    python -m pixelproof.train_generator generator=ddpm weights_dir=pixelproof/generators/weights
+    make generators                             # the whole zoo, installed into the package
 
 The run trains ``cfg.generator`` for ``trainer.max_steps`` steps on fresh 32x32 crops of the
 training photographs (``cfg.data``), then writes ``<weights_dir>/<name>.safetensors`` (only
@@ -11,6 +12,12 @@ command, the resolved generator config (``load_generator`` rebuilds the module f
 steps, the wall-clock seconds, the final losses, the parameter count, versions, the date and
 the photographs. It then reloads the written files and times sampling ``time_sampling``
 images. Logs (metrics.csv) go to the run directory under ``logs/train_generator/runs/``.
+
+``weights_dir`` defaults to ``<run dir>/weights``: a run never replaces the zoo the package
+ships (and the embedded dataset samples); installing weights into it is the explicit
+``weights_dir=pixelproof/generators/weights``, which ``make generators`` passes. SIGTERM and
+SIGINT stop at the end of the current batch, save ``<run dir>/checkpoints/last.ckpt``, print the
+command that resumes it (``ckpt_path=``) and exit with 143 / 130, as ``pixelproof.train`` does.
 
 ``train_generator(cfg)`` is a plain function (the tests call it); ``main`` wraps it for Hydra.
 """
@@ -30,6 +37,8 @@ from pathlib import Path
 import hydra
 from lightning import Callback
 from omegaconf import DictConfig, OmegaConf
+
+from pixelproof.utils.cli import run_entry_point
 
 log = logging.getLogger(__name__)
 
@@ -70,22 +79,32 @@ def train_generator(cfg: DictConfig) -> dict:
     import torch
     from safetensors.torch import save_file
 
-    from pixelproof.generators import zoo
+    from pixelproof.utils.checkpoint_io import AtomicCheckpointIO
     from pixelproof.utils.digests import file_sha256
     from pixelproof.utils.instantiate import instantiate_named
+    from pixelproof.utils.signal_stop import SignalStop
+    from pixelproof.utils.validation import validate
 
+    validate(cfg, "train_generator")  # settings, and ckpt_path: an existing checkpoint file
     torch.set_num_threads(cfg.threads)
     L.seed_everything(cfg.seed, workers=True)
-    datamodule = hydra.utils.instantiate(cfg.data)
-    model = hydra.utils.instantiate(cfg.generator)
+    # plain lists and dicts: the interrupt checkpoint holds their hyper-parameters, and a resume
+    # reads it with torch's safe loader, which refuses OmegaConf containers
+    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    model = hydra.utils.instantiate(cfg.generator, _convert_="all")
     tracker = LossTracker()
+    callbacks = [tracker, *instantiate_named(cfg.get("callbacks"), "callback")]
     loggers = instantiate_named(cfg.get("logger"), "logger")
-    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=[tracker], logger=loggers or False)
+    trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+    )
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
     start = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule)
+    with SignalStop() as stop:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    stop.check(trainer, "pixelproof.train_generator")
     seconds = time.perf_counter() - start
     final = tracker.last()
     if trainer.interrupted:
@@ -93,7 +112,9 @@ def train_generator(cfg: DictConfig) -> dict:
     if not all(math.isfinite(v) for v in final.values()):
         raise FloatingPointError(f"{cfg.name}: non-finite final losses {final}; nothing written")
 
-    out = Path(cfg.weights_dir) if cfg.get("weights_dir") else zoo.WEIGHTS_DIR
+    out = (
+        Path(cfg.weights_dir) if cfg.get("weights_dir") else Path(cfg.paths.output_dir) / "weights"
+    )
     out.mkdir(parents=True, exist_ok=True)
     dtype = getattr(torch, cfg.weights_dtype)
     state = {k: v.detach().to(dtype).contiguous() for k, v in model.sampling_state_dict().items()}
@@ -167,7 +188,7 @@ def _time_sampling(cfg: DictConfig, model, out: Path) -> dict:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train_generator")
 def main(cfg: DictConfig) -> None:
-    train_generator(cfg)
+    run_entry_point(train_generator, cfg, "train_generator")
 
 
 if __name__ == "__main__":

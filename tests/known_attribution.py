@@ -21,6 +21,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from pixelproof.models.registry import register_part
+
 PATCH = 8  # PatchNet reads rows and columns [0, PATCH)
 STRIPES = 12  # BandNet's pattern: cos(2 pi * STRIPES * column / 32)
 
@@ -66,6 +68,7 @@ class BandNet(nn.Module):
         return self.scale * (grey * self.pattern).sum(dim=(1, 2)) ** 2 - 1.0
 
 
+@register_part  # checkpoints may build it (pixelproof.models.registry)
 class BrightnessCNN(nn.Module):
     """A tiny conv detector with a known answer: the fake logit grows with the brightness of
     the image's (3x3-smoothed) pixels, ``8 * (mean - 0.5)`` away from the borders."""

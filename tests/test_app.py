@@ -211,8 +211,9 @@ def served_demo(tmp_path):
     process = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "pixelproof.app",
+            "-c",  # as `python -m pixelproof.app`, with the test's net registered first
+            "import known_attribution, runpy; runpy.run_module('pixelproof.app', "
+            "run_name='__main__', alter_sys=True)",
             f"ckpt_path={ckpt}",
             f"server_port={port}",
             f"paths.root_dir={tmp_path}",

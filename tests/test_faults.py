@@ -1,5 +1,6 @@
 """Fault injection: `python -m pixelproof.train` runs killed, signalled, starved of disk, started
-together, and given bad settings; and the checkpoint, output and settings guards underneath.
+together, swept with a failing job, and given bad settings; `train_generator`, the demo and
+`export` given the same; and the checkpoint, output, dataset and settings guards underneath.
 
 The runs are subprocesses on a tiny CIFAKE folder of random PNGs and a two-stage SimpleCNN (5
 steps an epoch, 3 epochs). Faults come from the callbacks below, which the subprocesses load as
@@ -9,16 +10,21 @@ lands at a chosen training step, through the real signal handlers and the real f
 
 from __future__ import annotations
 
+import errno
+import gc
 import json
 import os
 import random
 import re
 import shlex
 import signal
+import socket
 import stat
 import subprocess
 import sys
 import time
+import weakref
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -27,6 +33,7 @@ import torch
 from conftest import compose_config
 from image_factory import make_cifake_tree
 from lightning import Callback
+from PIL import Image
 
 TESTS = Path(__file__).resolve().parent
 STEPS_PER_EPOCH, EPOCHS = 5, 3  # 43 training images (48 less a stratified 10 %), batches of 8
@@ -61,6 +68,17 @@ class SignalInValidation(Callback):
         if not self.once.exists():
             self.once.touch()
             os.kill(os.getpid(), getattr(signal, self.signal))
+
+
+class RaiseAt(Callback):
+    """Raise ``RuntimeError`` at the start of training step ``step`` (``0``: before any step)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            raise RuntimeError(f"a fault at step {self.step}")
 
 
 class DiskFullAt(Callback):
@@ -479,9 +497,10 @@ def test_run_directories_are_unique_per_process_and_call():
 def test_predict_refuses_outputs_that_would_overwrite_each_other(tmp_path):
     from pixelproof.utils.validation import ConfigError, validate
 
-    ckpt = tmp_path / "model.ckpt"
+    ckpt, images = tmp_path / "model.ckpt", tmp_path / "images"
     torch.save({"state_dict": {}}, ckpt)
-    overrides = [f"ckpt_path={ckpt}", f"input_dir={tmp_path}"]
+    images.mkdir()  # outputs beside the input folder, not inside it
+    overrides = [f"ckpt_path={ckpt}", f"input_dir={images}"]
     cfg = compose_config("predict", *overrides, f"output={tmp_path / 'o.csv'}")
     with pytest.raises(ConfigError, match="the Task-1 JSON and its CSV companion would both"):
         validate(cfg)
@@ -510,3 +529,378 @@ def test_each_bad_setting_names_its_key_and_what_it_allows(overrides, message, t
     assert str(raised.value).startswith(message)
     assert "\n" not in str(raised.value)
     validate(compose_config("train", f"paths.output_dir={tmp_path}"))  # the defaults pass
+
+
+# ---------------------------------------------------------------- a failing job in a sweep
+
+
+@pytest.mark.slow
+def test_a_sweep_runs_every_job_then_lists_the_failed_ones_and_exits_non_zero(data_root, tmp_path):
+    sweep = tmp_path / "sweep"
+    overrides = [*train_overrides(data_root, tmp_path), "train=false", "test=false"]
+    method = "callbacks.threshold_calibration.method"
+    sweep_args = [f"hydra.sweep.dir={sweep}", f"{method}=best_acc,bogus,eer"]
+    done = train(["-m", *overrides, *sweep_args], tmp_path)
+    assert done.returncode == 1, done.stderr[-3000:]
+    # the job after the failed one ran too
+    assert [(sweep / str(i) / "metrics.json").is_file() for i in range(3)] == [True, False, True]
+    lines = done.stderr.strip().splitlines()
+    assert lines[-2] == "pixelproof.train: 1 of 3 jobs failed:", done.stderr[-3000:]
+    assert lines[-1].startswith(f"  job 1 ({method}=bogus): {method}='bogus': choose "), lines[-1]
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_an_optuna_trial_that_fails_is_a_failed_trial_and_the_search_goes_on(data_root, tmp_path):
+    sweep = tmp_path / "sweep"
+    overrides = [*train_overrides(data_root, tmp_path), "trainer.max_epochs=2", "test=false"]
+    optuna = ["hydra/sweeper=optuna", "hydra/sweeper/sampler=grid", "hydra.sweeper.n_trials=2"]
+    method = "callbacks.threshold_calibration.method"
+    sweep_args = [f"hydra.sweep.dir={sweep}", *optuna, f"{method}=best_acc,bogus"]
+    done = train(["-m", *overrides, *sweep_args], tmp_path)
+    assert done.returncode == 1, done.stderr[-3000:]
+    # both trials ran (in the grid's random order) and the study ended with the good one
+    assert (sweep / "optimization_results.yaml").is_file(), done.stderr[-3000:]
+    results = (sweep / "optimization_results.yaml").read_text()
+    assert f"{method}: best_acc" in results, results
+    assert "pixelproof.train: 1 of 2 jobs failed:" in done.stderr, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+
+
+# ---------------------------------------------------------------- train_generator
+
+GENERATOR_RUN = [
+    "generator=vae",
+    "trainer.max_steps=6",
+    "data.crops_per_epoch=64",  # 4 batches an epoch
+    "data.batch_size=16",
+    "time_sampling=0",
+    "threads=1",
+    "trainer.enable_progress_bar=false",
+]
+
+
+def test_train_generator_writes_into_its_run_directory_not_into_the_package(tmp_path, monkeypatch):
+    from pixelproof.generators import zoo
+    from pixelproof.train_generator import train_generator
+
+    package = tmp_path / "package"  # stands in for pixelproof/generators/weights
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", package)
+    run_dir = tmp_path / "run"
+    threads = torch.get_num_threads()
+    try:
+        card = train_generator(
+            compose_config("train_generator", *GENERATOR_RUN, f"paths.output_dir={run_dir}")
+        )
+    finally:
+        torch.set_num_threads(threads)
+    assert sorted(p.name for p in (run_dir / "weights").iterdir()) == [
+        "vae.json",
+        "vae.safetensors",
+    ]
+    assert not package.exists()
+    assert card["optimizer_steps"] == 6
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
+def test_a_signal_stops_train_generator_with_a_checkpoint_it_resumes_from(stop, tmp_path):
+    signal_at = [
+        "+callbacks.stop._target_=test_faults.SignalAt",
+        "+callbacks.stop.step=3",
+        f"+callbacks.stop.signal={stop}",
+    ]
+    args = ["-m", "pixelproof.train_generator", *GENERATOR_RUN, f"paths.root_dir={tmp_path}"]
+    done = run([*args, *signal_at], tmp_path)
+    assert done.returncode == 128 + getattr(signal, stop), done.stderr[-3000:]
+    runs = tmp_path / "logs" / "train_generator" / "runs"
+    (run_dir,) = runs.iterdir()
+    last = run_dir / "checkpoints" / "last.ckpt"
+    message = f"pixelproof.train_generator: stopped by {stop} at epoch 0, step 3; its state is in"
+    assert f"{message} {last}. Resume with:" in done.stderr, done.stderr[-3000:]
+    assert torch.load(last, weights_only=True)["global_step"] == 3
+    assert not (run_dir / "weights").exists()
+    command = shlex.split(done.stderr.strip().splitlines()[-1])
+    assert command[:3] == ["python", "-m", "pixelproof.train_generator"], command
+    assert command[-1] == f"ckpt_path={last}"
+    if stop == "SIGTERM":
+        resumed = run(command[1:], tmp_path)
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        card = json.loads((sorted(runs.iterdir())[-1] / "weights" / "vae.json").read_text())
+        assert card["optimizer_steps"] == 6
+
+
+# ---------------------------------------------------------------- one line from every entry point
+
+
+class Payload:
+    """Pickles as a call of ``function`` (what a crafted checkpoint holds)."""
+
+    def __init__(self, function) -> None:
+        self.function = function
+
+    def __reduce__(self):
+        return (self.function, ("true",))
+
+
+def simple_cnn_checkpoint(path: Path) -> Path:
+    """An untrained SimpleCNN saved as ``pixelproof.train`` saves one (weights, model config)."""
+    import hydra
+    from omegaconf import OmegaConf
+
+    cfg = compose_config("train", "model=simple_cnn", "model.net.widths=[8,16]")
+    config = OmegaConf.to_container(cfg.model, resolve=True)
+    state = hydra.utils.instantiate(config).state_dict()
+    torch.save({"state_dict": state, "model_config": config}, path)
+    return path
+
+
+@pytest.mark.slow
+def test_every_entry_point_fails_with_one_line(tmp_path):
+    a_zip = tmp_path / "notes.zip"
+    with zipfile.ZipFile(a_zip, "w") as archive:
+        archive.writestr("notes.txt", "not a checkpoint")
+    pickled = tmp_path / "pickled.ckpt"
+    torch.save({"state_dict": {}, "payload": Payload(os.system)}, pickled)
+    ckpt = simple_cnn_checkpoint(tmp_path / "simple_cnn.ckpt")
+    without_onnx = (
+        "import runpy, sys; sys.modules.update(dict.fromkeys(['onnx', 'onnxscript', "
+        "'onnxruntime'])); runpy.run_module('pixelproof.export', run_name='__main__', "
+        "alter_sys=True)"
+    )
+    cases = [  # (arguments, exit status, the line)
+        (
+            ["-m", "pixelproof.train_generator", "threads=abc"],
+            2,
+            "pixelproof.train_generator: threads=abc: must be a whole number >= 1",
+        ),
+        (
+            ["-m", "pixelproof.train_generator", "trainer.max_steps=-5"],
+            2,
+            "pixelproof.train_generator: trainer.max_steps=-5: must be a whole number >= 1 "
+            "(or -1: no limit)",
+        ),
+        (
+            ["-m", "pixelproof.app", f"ckpt_path={a_zip}"],
+            1,
+            f"pixelproof.app: {a_zip} is not a readable checkpoint",
+        ),
+        (
+            ["-m", "pixelproof.export", f"ckpt_path={pickled}"],
+            1,
+            f"pixelproof.export: {pickled} is not a readable checkpoint",
+        ),
+        (
+            ["-c", without_onnx, f"ckpt_path={ckpt}"],
+            1,
+            "pixelproof.export: ImportError: format=onnx needs onnx, onnxscript, onnxruntime: "
+            'pip install "pixelproof[export]"',
+        ),
+    ]
+
+    def attempt(case):
+        args, _, _ = case
+        root = tmp_path / f"run{cases.index(case)}"
+        return run([*args, f"paths.root_dir={root}"], tmp_path, timeout=180)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(attempt, cases))
+    for (args, status, line), done in zip(cases, results):
+        assert done.stderr.strip().splitlines() == [done.stderr.strip()], done.stderr[-3000:]
+        assert done.stderr.startswith(line), (args, done.stderr)
+        assert done.returncode == status, (args, done.stderr)
+        assert "weights_only" not in done.stderr
+
+
+# ---------------------------------------------------------------- schedules, disks, checkpoints
+
+
+def test_one_cycle_over_exactly_five_steps_does_not_divide_by_zero():
+    """OneCycleLR's warm-up of pct_start=0.2 x 5 steps ends at step 0, where it started."""
+    from types import SimpleNamespace
+
+    import hydra
+
+    model = hydra.utils.instantiate(compose_config("train", "model=simple_cnn").model)
+    model.trainer = SimpleNamespace(estimated_stepping_batches=5)
+    configured = model.configure_optimizers()
+    optimizer, scheduler = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
+    rates = []
+    for _ in range(5):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    peak = model.optimizer_factory.keywords["lr"]
+    assert rates[0] == pytest.approx(peak / 25)  # OneCycleLR's initial rate: max_lr / 25
+    assert rates[0] < rates[1] <= peak  # one warm-up step, then annealing
+    assert all(a > b for a, b in zip(rates[1:], rates[2:]))
+
+
+def test_a_full_disk_while_saving_a_checkpoint_names_the_disk(tmp_path, monkeypatch):
+    from pixelproof.utils import atomic
+    from pixelproof.utils.checkpoint_io import AtomicCheckpointIO
+    from pixelproof.utils.cli import one_line
+
+    io, path = AtomicCheckpointIO(), tmp_path / "last.ckpt"
+    io.save_checkpoint({"global_step": 1}, path)
+    real_open = os.open
+
+    def full_disk(file, flags, mode=0o777, *, dir_fd=None):
+        if str(file).endswith(atomic.TEMP_SUFFIX):  # the temporary file lands on a full disk
+            return real_open("/dev/full", os.O_WRONLY)
+        return real_open(file, flags, mode, dir_fd=dir_fd)
+
+    monkeypatch.setattr(atomic.os, "open", full_disk)
+    with pytest.raises(OSError) as raised:
+        io.save_checkpoint({"global_step": 2, "weights": torch.zeros(100_000)}, path)
+    monkeypatch.undo()
+    disk = tmp_path
+    while not os.path.ismount(disk):
+        disk = disk.parent
+    assert raised.value.errno == errno.ENOSPC
+    assert one_line(raised.value) == f"OSError: No space left on {disk} (writing {path})"
+    assert io.load_checkpoint(path, weights_only=True) == {"global_step": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+@pytest.mark.parametrize(("step", "saved"), [(0, None), (3, 3)])
+def test_a_run_that_fails_before_its_first_step_leaves_no_checkpoint(
+    data_root, tmp_path, step, saved
+):
+    from pixelproof.train import train as train_in_process
+
+    run_dir = tmp_path / "run"
+    fault = ["+callbacks.fault._target_=test_faults.RaiseAt", f"+callbacks.fault.step={step}"]
+    overrides = [*train_overrides(data_root, tmp_path), f"paths.output_dir={run_dir}", *fault]
+    with pytest.raises(RuntimeError, match=f"a fault at step {step}"):
+        train_in_process(compose_config("train", *overrides))
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if saved is None:  # no last.ckpt of an untrained model to resume from
+        assert not last.exists()
+    else:  # the state at the fault, as before
+        assert torch.load(last, weights_only=True)["global_step"] == saved
+
+
+@pytest.mark.parametrize(("function", "held"), [(os.system, "posix.system"), (print, "print")])
+def test_a_pickled_checkpoint_is_refused_without_advice_to_trust_it(tmp_path, function, held):
+    from pixelproof.models.loading import CheckpointError, read_checkpoint
+
+    ckpt = tmp_path / "pickled.ckpt"
+    torch.save({"state_dict": {}, "payload": Payload(function)}, ckpt)
+    with pytest.raises(CheckpointError) as raised:
+        read_checkpoint(ckpt)
+    message = str(raised.value)
+    assert f"GLOBAL {held} " in message, message
+    for advice in ("weights_only", "add_safe_globals", "safe_globals", "trust"):
+        assert advice not in message, message
+    assert "\n" not in message
+
+
+# ---------------------------------------------------------------- the embedded dataset's folders
+
+
+def tiny_build(root: Path) -> Path:
+    from pixelproof.data.embedded import build_embedded_dataset
+
+    return build_embedded_dataset(root, n_train=4, n_val=4, n_test=4, generators=["vae"])
+
+
+def test_the_embedded_dataset_and_its_sample_cache_respect_the_umask(tmp_path):
+    previous = os.umask(0o027)
+    try:
+        root = tiny_build(tmp_path / "embedded")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(root.stat().st_mode) == 0o750  # 0o777 less the umask, not 0o700
+    assert stat.S_IMODE((root / "train" / "REAL").stat().st_mode) == 0o750
+    cached = list((tmp_path / "generator_samples").iterdir())
+    assert cached and {stat.S_IMODE(p.stat().st_mode) for p in cached} == {0o640}
+
+
+def test_a_build_removes_the_stale_build_folders_of_interrupted_builds_only(tmp_path):
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a process that has ended: its build can never finish
+    host, day = socket.gethostname(), 24 * 3600
+    folders = {  # name -> (age in seconds, removed)
+        f".embedded.building-{host}-{gone.pid}-0a1b2c3d": (0, True),
+        f".embedded.building-{host}-{os.getppid()}-0a1b2c3d": (2 * day, False),  # still running
+        ".embedded.building-elsewhere-1-0a1b2c3d": (0, False),  # another machine's, recent
+        ".embedded.building-elsewhere-2-0a1b2c3d": (2 * day, True),  # ... and one days old
+        ".embedded.building-k3x9_q1": (2 * day, True),  # named by an older pixelproof
+        ".embedded.building-k3x9_q2": (0, False),
+        ".other.building-k3x9_q3": (2 * day, False),  # another dataset's
+    }
+    for name, (age, _) in folders.items():
+        (tmp_path / name / "train" / "REAL").mkdir(parents=True)
+        for folder in (
+            tmp_path / name,
+            tmp_path / name / "train",
+            tmp_path / name / "train" / "REAL",
+        ):
+            os.utime(folder, (time.time() - age, time.time() - age))
+    tiny_build(tmp_path / "embedded")
+    left = {p.name for p in tmp_path.iterdir() if p.name.startswith(".")}
+    assert left == {name for name, (_, removed) in folders.items() if not removed}
+
+
+# ---------------------------------------------------------------- the demo's memory
+
+
+def demo(tmp_path: Path, *overrides: str):
+    import known_detector
+
+    from pixelproof.app import DetectorDemo
+
+    ckpt = known_detector.save_checkpoint(tmp_path / "mean.ckpt")
+    settings = [f"ckpt_path={ckpt}", f"paths.root_dir={tmp_path}", "inference.device=cpu"]
+    settings += ["gauge=null", "attribution.gradcam_layer=null", "attribution.ig_steps=4"]
+    return DetectorDemo(compose_config("app", *settings, *overrides))
+
+
+def test_the_demo_refuses_an_image_over_its_pixel_cap_with_a_clear_message(tmp_path):
+    Image.new("RGB", (1500, 1000), (90, 90, 90)).save(tmp_path / "big.png")
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(tmp_path / "small.png")
+    results, _ = demo(tmp_path, "max_pixels=1000000").analyse(
+        [tmp_path / "big.png", tmp_path / "small.png"]
+    )
+    assert results[0].error == (
+        "1500x1000 pixels (1.5 MP), more than the 1.0 MP allowed (max_pixels); downscale it first"
+    )
+    assert results[1].error is None and results[1].p_fake is not None
+
+
+def test_the_demo_decodes_one_full_size_image_at_a_time_and_keeps_it_reduced(
+    tmp_path, monkeypatch, tiny_clip_dir
+):
+    from pixelproof.data import decoding
+
+    real_load, decoded, alive_before = decoding.load_rgb, [], []
+
+    def load_rgb(path, *args, **kwargs):
+        gc.collect()
+        alive_before.append(sum(ref() is not None for ref in decoded))
+        image = real_load(path, *args, **kwargs)
+        decoded.append(weakref.ref(image))
+        return image
+
+    monkeypatch.setattr(decoding, "load_rgb", load_rgb)
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"{i}.png")
+        Image.new("RGB", (1200, 900), (40 * i, 90, 160)).save(paths[-1])
+    shown = demo(tmp_path, "inference.batch_size=4", f"scorer.name_or_path={tiny_clip_dir}")
+    seen, score = [], shown.scorer.score
+    monkeypatch.setattr(
+        shown.scorer, "score", lambda im, sizes: seen.extend(im) or score(im, sizes)
+    )
+    results, _ = shown.analyse(paths)
+    gc.collect()
+    assert alive_before == [0, 0, 0]  # each decode starts with no other full-size image alive
+    assert not any(ref() is not None for ref in decoded)
+    # CLIP (32x32 input) reads a reduced copy; its boxes are in the upload's pixels
+    assert len(seen) == 3 and all(32 <= min(image.size) < 64 for image in seen)
+    for result in results:
+        assert result.error is None and result.image is None and result.artifacts
+        for artifact in result.artifacts:
+            x0, y0, x1, y1 = artifact["box"]
+            assert 0 <= x0 < x1 <= 1200 and 0 <= y0 < y1 <= 900 and x1 >= 300 and y1 >= 225

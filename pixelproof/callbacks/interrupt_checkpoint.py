@@ -20,6 +20,8 @@ class InterruptCheckpoint(OnExceptionCheckpoint):
     overwrite the newest training state, and a state in the middle of validation would resume
     with the validation metrics of part of the validation set (Lightning does not checkpoint
     them); a stop there keeps the ``last.ckpt`` written before, whose resume validates again.
+    Nor before the first training step ends: the state of an untrained model, written by a run
+    that failed at once, is nothing to resume.
     """
 
     def __init__(self, dirpath: str, filename: str = "last") -> None:
@@ -28,7 +30,8 @@ class InterruptCheckpoint(OnExceptionCheckpoint):
 
     def on_exception(self, trainer, *args: Any, **kwargs: Any) -> None:
         self.saved = False
-        if trainer.state.fn == TrainerFn.FITTING and trainer.state.stage == RunningStage.TRAINING:
+        training = trainer.state.fn == TrainerFn.FITTING
+        if training and trainer.state.stage == RunningStage.TRAINING and trainer.global_step > 0:
             super().on_exception(trainer, *args, **kwargs)
             self.saved = True
 

@@ -37,8 +37,9 @@ class BadImageError(RuntimeError):
 # ---------------------------------------------------------------------------------- decoding
 
 
-def load_rgb(path: str | Path) -> Image.Image:
-    """Open and fully decode ``path`` as an 8-bit RGB image.
+def load_rgb(path: str | Path, max_pixels: int | None = None) -> Image.Image:
+    """Open and fully decode ``path`` as an 8-bit RGB image; with ``max_pixels``, refuse (from
+    its header, before decoding) an image of more pixels than that.
 
     Mode conversions:
 
@@ -54,7 +55,8 @@ def load_rgb(path: str | Path) -> Image.Image:
     EXIF orientation is not applied: detectors should see the pixel grid as it was stored.
 
     Raises:
-        BadImageError: for a missing, zero-byte, truncated, corrupt or non-image file.
+        BadImageError: for a missing, zero-byte, truncated, corrupt or non-image file, or one of
+            more than ``max_pixels`` pixels.
     """
     path = Path(path)
     try:
@@ -64,11 +66,21 @@ def load_rgb(path: str | Path) -> Image.Image:
     if size == 0:
         raise _bad(path, "the file is empty (0 bytes)")
     try:
-        with Image.open(path) as im:
+        # The file is opened here, not by Pillow: closing it leaves the decoded pixels, so an RGB
+        # image is returned as decoded, not copied (Pillow's own close frees its pixels).
+        with path.open("rb") as file:
+            im = Image.open(file)
+            width, height = im.size
+            if max_pixels is not None and width * height > max_pixels:
+                raise _bad(
+                    path,
+                    f"{width}x{height} pixels ({width * height / 1e6:.1f} MP), more than the "
+                    f"{max_pixels / 1e6:.1f} MP allowed (max_pixels); downscale it first",
+                )
             im.load()
-            rgb = _to_rgb(im)
-            # Detach from the file object that the context manager closes.
-            return rgb.copy() if rgb is im else rgb
+            return _to_rgb(im)
+    except BadImageError:
+        raise
     except Exception as err:  # decoders raise many exception types for corrupt data
         raise _bad(path, _describe(err)) from err
 
@@ -82,6 +94,8 @@ def _describe(err: Exception) -> str:
     text = str(err).strip()
     if isinstance(err, Image.UnidentifiedImageError):
         return "not an image file (PIL cannot identify its format)"
+    if isinstance(err, Image.DecompressionBombError):  # Image.MAX_IMAGE_PIXELS, twice over
+        return f"too many pixels to decode ({text}); downscale it first"
     if "truncated" in text.lower():
         return "the image data is truncated"
     return f"cannot decode the image ({type(err).__name__}: {text})" if text else type(err).__name__

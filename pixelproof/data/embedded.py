@@ -8,17 +8,22 @@ generator zoo, built once into a folder that the ordinary layouts read.
 **Real**: random-scale square crops of the photographs in :mod:`pixelproof.photographs`,
 area-averaged to 32x32; each split takes its own photographs (``photo_names(split)``), so a test
 score never rewards memorising a photograph. **Fake**: samples of the trained generators of
-:mod:`pixelproof.generators` (a DCGAN, a DDPM sampled with DDIM, a VAE, a PixelCNN), which were
-trained on crops of the *training* photographs only; optionally also the hand-made trace
+:mod:`pixelproof.generators` (a DCGAN, a DDPM sampled with DDIM, a VAE, a PixelCNN, and two
+latent-diffusion models whose decoders up-sample differently), which were trained on crops of
+the *training* photographs only; optionally also the hand-made trace
 simulations of :mod:`pixelproof.data.simulated_traces` (``simulations``, named ``sim_<name>``).
 Each split is half real; its fakes are spread round robin over its fake sources.
 
-``held_out`` leaves one generator family out of the training and validation fakes while the test
-split keeps every source: the cross-family question (the UFD / RINE protocol), asked offline.
+``held_out`` leaves one generator family, or one generator, out of the training and validation
+fakes while the test split keeps every source: the cross-family question (the UFD / RINE
+protocol), asked offline; holding out one generator of a family (``ldm_tconv``, say) asks how far
+the family's other members carry.
 
 Building samples the shipped weights, never trains them; samples are cached beside ``root``
 (``generator_samples/``, keyed by the weights' digest), so rebuilding is fast. The same
-parameters and weights give byte-identical PNGs.
+parameters and weights give byte-identical PNGs. The manifest names the weights that made each
+source's fakes (``generators``: file, SHA-256, model card; ``parameters.weights``: the short
+digest that makes a retrained generator a new dataset).
 
 It is a dataset of undertrained CPU generators and a few thousand crops: it teaches and measures
 what detectors face (fakes out of trained generative models of several families, real photographs
@@ -30,7 +35,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import shutil
+import socket
 import tempfile
 import time
 from collections import Counter
@@ -51,7 +58,7 @@ log = logging.getLogger(__name__)
 
 # Bump whenever a change here changes the bytes written, so an existing dataset built by older
 # code is recognised as different instead of silently reused.
-VERSION = 2
+VERSION = 3  # 3: the latent-diffusion family (ldm, ldm_tconv); the manifest's generators
 SPLITS = ("train", "val", "test")
 SIMULATION_PREFIX = "sim_"
 
@@ -59,8 +66,10 @@ DESCRIPTION = (
     "pixelproof's embedded offline dataset. Real: random-scale crops of real photographs "
     "vendored in the package (split by photograph), area-averaged to 32x32. Fake: samples of "
     "small generative models trained on CPU on crops of the training photographs (a DCGAN, a "
-    "DDPM sampled with DDIM, a VAE, a PixelCNN), optionally with simulated traces. Undertrained "
-    "CPU generators and a few thousand crops: not a benchmark of Stable Diffusion or Midjourney."
+    "DDPM sampled with DDIM, a VAE, a PixelCNN, and two latent-diffusion models: a DDPM on the "
+    "8x8x4 latents of a KL autoencoder whose decoder up-samples by nearest resize + convolution "
+    "or by transposed convolution), optionally with simulated traces. Undertrained CPU "
+    "generators and a few thousand crops: not a benchmark of Stable Diffusion or Midjourney."
 )
 
 
@@ -71,7 +80,8 @@ def fake_sources(
     simulations: Sequence[str] = (),
 ) -> list[str]:
     """The fake sources of ``split``: the generators (all of the zoo by default; the
-    ``held_out`` family left out of train and val), then ``sim_<name>`` per simulation."""
+    ``held_out`` family or generator left out of train and val), then ``sim_<name>`` per
+    simulation."""
     names = list(zoo.GENERATOR_NAMES if generators is None else generators)
     unknown = [g for g in names if g not in zoo.ZOO]
     if unknown or not names or len(set(names)) != len(names):
@@ -79,13 +89,9 @@ def fake_sources(
             f"data.embedded.generators={names}: distinct names from {list(zoo.ZOO)} please"
         )
     if held_out is not None:
-        if held_out not in zoo.FAMILIES:
-            raise ValueError(
-                f"data.embedded.held_out={held_out!r}: choose a family of "
-                f"{', '.join(zoo.FAMILIES)} (or null)"
-            )
+        held = held_out_generators(held_out)
         if split != "test":
-            names = [g for g in names if zoo.ZOO[g].family != held_out]
+            names = [g for g in names if g not in held]
         if not names:
             raise ValueError(f"holding out {held_out!r} leaves no generator to train on")
     bad = [s for s in simulations if s not in SIMULATIONS]
@@ -94,6 +100,20 @@ def fake_sources(
             f"data.embedded.simulations={list(simulations)}: choose from {list(SIMULATIONS)}"
         )
     return names + [SIMULATION_PREFIX + s for s in simulations]
+
+
+def held_out_generators(held_out: str) -> tuple[str, ...]:
+    """The generators ``held_out`` names: a family's (``latent_diffusion``: ``ldm`` and
+    ``ldm_tconv``), or one generator (``ldm_tconv``). A name that is both (``vae``) means the
+    same generators either way."""
+    if held_out in zoo.FAMILIES:
+        return zoo.FAMILIES[held_out]
+    if held_out in zoo.ZOO:
+        return (held_out,)
+    raise ValueError(
+        f"data.embedded.held_out={held_out!r}: choose a family ({', '.join(zoo.FAMILIES)}) or "
+        f"one generator ({', '.join(zoo.ZOO)}), or null"
+    )
 
 
 def _plan(n: int, sources: Sequence[str]) -> list[tuple[str, int]]:
@@ -259,7 +279,8 @@ def build_embedded_dataset(
     """Build the embedded dataset under ``root`` (unless it is there already) and return it.
 
     ``n_train`` / ``n_val`` / ``n_test`` are images per split, half real. ``generators``: the
-    zoo's generators to sample (default: all); ``held_out``: a family left out of train and val;
+    zoo's generators to sample (default: all); ``held_out``: a family or one generator left out
+    of train and val;
     ``simulations``: simulated trace pipelines added as fake sources. A root holding the same
     build is returned untouched; one holding another build raises unless ``force``; a non-empty
     root without a manifest always raises. The build goes to a temporary sibling renamed into
@@ -291,7 +312,7 @@ def build_embedded_dataset(
     start = time.perf_counter()
     root.parent.mkdir(parents=True, exist_ok=True)
     cache = root.parent / "generator_samples"
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.building-", dir=root.parent))
+    tmp = _building_dir(root)
     try:
         splits = {}
         with tqdm(total=sum(sizes.values()), desc="embedded dataset", unit="img") as bar:
@@ -306,6 +327,8 @@ def build_embedded_dataset(
             "name": "pixelproof-embedded",
             "description": DESCRIPTION,
             "parameters": params,
+            "held_out": held_out,
+            "generators": _provenance(sources["test"]),
             "layout": "<split>/{REAL,FAKE}/*.png; test_per_generator/<source>/{0_real,1_fake}",
             "image_size": [32, 32, 3],
             "splits": splits,
@@ -326,6 +349,25 @@ def build_embedded_dataset(
         time.perf_counter() - start,
     )
     return root
+
+
+def _provenance(sources: Sequence[str]) -> dict[str, dict]:
+    """Which weights made the fakes named ``<generator>_*.png``: per generator its family, the
+    weights file and its full SHA-256, and the model card with the command that trained them."""
+    out = {}
+    for name in sources:
+        if name not in zoo.ZOO:
+            continue  # a simulation: made by code, no weights
+        entry, card = zoo.entry(name), zoo.read_card(name)
+        out[name] = {
+            "family": entry.family,
+            "weights_file": entry.weights,
+            "weights_sha256": zoo.weights_digest(name),
+            "model_card": entry.card,
+            "trained_by": card.get("command"),
+            "trained_on": card.get("date"),
+        }
+    return out
 
 
 def _file_digests(root: Path) -> dict[str, str]:
@@ -392,3 +434,62 @@ def _move_into_place(tmp: Path, root: Path, params: dict) -> None:
         raise
     if old is not None:
         shutil.rmtree(old.parent, ignore_errors=True)
+
+
+# a build on another machine (or of an older pixelproof) that wrote nothing for this long ended
+STALE_BUILD_HOURS = 6
+
+
+def _building_dir(root: Path) -> Path:
+    """A new hidden folder beside ``root`` for a build, ``.<root>.building-<host>-<pid>-<hex>``
+    (0o777 less the umask, as the dataset it becomes; ``mkdtemp`` would make it 0o700), once the
+    folders of builds that can never finish are removed."""
+    _remove_stale_builds(root)
+    owner = f"{socket.gethostname()}-{os.getpid()}"
+    while True:
+        tmp = root.parent / f".{root.name}.building-{owner}-{secrets.token_hex(4)}"
+        try:
+            tmp.mkdir()
+            return tmp
+        except FileExistsError:
+            continue
+
+
+def _remove_stale_builds(root: Path) -> None:
+    """Remove the build folders of ``root`` left by interrupted builds: on this machine, those
+    whose process has ended; from another machine or an older pixelproof (no process in the
+    name), those untouched for ``STALE_BUILD_HOURS``. A running build is never touched."""
+    prefix, host = f".{root.name}.building-", socket.gethostname()
+    for folder in root.parent.iterdir():
+        if not folder.name.startswith(prefix) or not folder.is_dir():
+            continue
+        owner = folder.name.removeprefix(prefix).rsplit("-", 2)  # host, pid, random
+        if len(owner) == 3 and owner[0] == host and owner[1].isdigit():
+            stale = not _running(int(owner[1]))
+        else:
+            stale = time.time() - _last_write(folder) > STALE_BUILD_HOURS * 3600
+        if stale:
+            log.info("removing %s, left by an interrupted build", folder)
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # no signal: only whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
+
+
+def _last_write(folder: Path) -> float:
+    """When a build last wrote into ``folder``: images land in ``<split>/<class>/``, whose
+    modification times change with every file."""
+    times = []
+    for path in (folder, *folder.glob("*"), *folder.glob("*/*")):
+        try:
+            times.append(path.stat().st_mtime)
+        except OSError:  # removed meanwhile
+            continue
+    return max(times, default=0.0)

@@ -144,7 +144,7 @@ def _require(*modules: str) -> None:
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
         raise ImportError(
-            f"format=onnx needs {', '.join(missing)}: pip install 'pixelproof[export]' "
+            f'format=onnx needs {", ".join(missing)}: pip install "pixelproof[export]" '
             "(onnx, onnxscript, onnxruntime), or use format=torchscript"
         )
 
@@ -173,6 +173,8 @@ def export_checkpoint(cfg: DictConfig) -> dict:
     from pixelproof.models.loading import load_trained
 
     fmt = check_format(cfg.format)
+    if fmt == "onnx":  # all of the extra, before any work (the parity check runs onnxruntime)
+        _require("onnx", "onnxscript", "onnxruntime")
     out = Path(cfg.output_dir)
     trained = load_trained(cfg.ckpt_path)
     settings = inference_settings(cfg.inference, trained)

@@ -126,14 +126,21 @@ class ArtifactScorer:
         return self._text_cache[key]
 
     @torch.inference_mode()
-    def score(self, images: Sequence[Image.Image]) -> list[list[ScoredArtifact]]:
-        """The kept artifacts of each image, best first."""
+    def score(
+        self, images: Sequence[Image.Image], sizes: Sequence[tuple[int, int]] | None = None
+    ) -> list[list[ScoredArtifact]]:
+        """The kept artifacts of each image, best first. ``sizes``: the (width, height) the
+        boxes are given in, when ``images`` are reduced copies (default: their own sizes)."""
+        sizes = list(sizes) if sizes is not None else [image.size for image in images]
         results: list[list[ScoredArtifact]] = []
         for start in range(0, len(images), self.batch_size):
-            results.extend(self._score_batch(images[start : start + self.batch_size]))
+            end = start + self.batch_size
+            results.extend(self._score_batch(images[start:end], sizes[start:end]))
         return results
 
-    def _score_batch(self, images: Sequence[Image.Image]) -> list[list[ScoredArtifact]]:
+    def _score_batch(
+        self, images: Sequence[Image.Image], sizes: Sequence[tuple[int, int]]
+    ) -> list[list[ScoredArtifact]]:
         text = self.text_embeddings()
         size = self.input_size
         # A plain square resize (no centre crop), so patch positions map back onto the image.
@@ -152,7 +159,7 @@ class ArtifactScorer:
         patch_sim = (patch_emb @ text.T).float().cpu()  # [B, patches, classes]
 
         out = []
-        for i, image in enumerate(images):
+        for i, (width, height) in enumerate(sizes):
             order = probs[i].argsort(descending=True).tolist()[: self.top_k]
             keep = [
                 c
@@ -166,8 +173,8 @@ class ArtifactScorer:
                         round(float(probs[i, c]), 4),
                         locate(
                             patch_sim[i, :, c].view(side, side),
-                            image.width,
-                            image.height,
+                            width,
+                            height,
                             self.locate_keep,
                         ),
                     )

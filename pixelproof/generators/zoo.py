@@ -40,7 +40,10 @@ class ZooEntry:
 
     @property
     def retrain(self) -> str:
-        return f"`make generators` or `python -m pixelproof.train_generator generator={self.name}`"
+        return (
+            f"`make generators` or `python -m pixelproof.train_generator generator={self.name} "
+            "weights_dir=pixelproof/generators/weights`"
+        )
 
     def module_class(self) -> type:
         module, cls = self.module.rsplit(".", 1)

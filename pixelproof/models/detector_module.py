@@ -162,7 +162,11 @@ class DetectorModule(LightningModule):
         takes_total = "total_steps" in inspect.signature(self.scheduler_factory).parameters
         if interval == "step" and takes_total:
             total = int(self.trainer.estimated_stepping_batches)
-            scheduler = self.scheduler_factory(optimizer=optimizer, total_steps=total)
+            scheduler = self.scheduler_factory(
+                optimizer=optimizer,
+                total_steps=total,
+                **_warm_up_not_empty(self.scheduler_factory, total),
+            )
         else:
             scheduler = self.scheduler_factory(optimizer=optimizer)
         return {
@@ -173,3 +177,13 @@ class DetectorModule(LightningModule):
                 "interval": interval,
             },
         }
+
+
+def _warm_up_not_empty(factory: Any, total: int) -> dict[str, float]:
+    """OneCycleLR's warm-up ends at step ``pct_start * total - 1``; where that is step 0 (e.g.
+    ``pct_start=0.2`` over 5 steps) the phase starts and ends at 0 and torch divides by zero. A
+    hair more ``pct_start`` makes it the one-step warm-up meant: step 0 at the initial rate."""
+    pct_start = inspect.signature(factory).parameters.get("pct_start")
+    if pct_start is None or float(pct_start.default * total) - 1 != 0:
+        return {}
+    return {"pct_start": (1 + 1e-6) / total}

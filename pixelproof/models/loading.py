@@ -185,14 +185,19 @@ def _mismatches(state: dict, model: torch.nn.Module) -> tuple[list, list, list]:
     return missing, unexpected, reshaped
 
 
+# what torch's safe loader says around its reason: advice to load with weights_only=False or to
+# allow-list what it met, neither an option for a file one cannot vouch for
+_TORCH_ADVICE = ("weights_only", "trust", "Check the documentation", "Please file an issue")
+
+
 def _reason(err: Exception) -> str:
-    """The informative line of ``err``: torch's safe loader puts its reason last, after advice
-    to retry with ``weights_only=False`` (not an option for a file one cannot vouch for)."""
-    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
-    for line in lines:
-        if "WeightsUnpickler error:" in line:
-            return line.split("WeightsUnpickler error:", 1)[1].strip()[:200]
-    return (lines or [""])[0][:200]
+    """The informative line of ``err``, without torch's advice around it (``_TORCH_ADVICE``)."""
+    text = str(err)
+    for marker in ("Weights only load failed.", "WeightsUnpickler error:"):
+        text = text.replace(marker, "\n")
+    lines = [line.split(" Please use ", 1)[0].strip() for line in text.splitlines()]
+    lines = [line for line in lines if line and not any(a in line for a in _TORCH_ADVICE)]
+    return (lines or [type(err).__name__])[0][:200]
 
 
 def _some(keys: list[str]) -> str:

@@ -3,14 +3,15 @@
 The data goes to a temporary file in the target's own directory (so the final rename never
 crosses a file system), is flushed and fsync'd, then ``os.replace``d onto the target, and the
 directory entry is fsync'd. A fault at any point (a full disk, a write error, ``kill -9``) leaves
-the previous file untouched; an exception also removes the temporary file. The file is created
-with mode 0o666 minus the umask, like any file ``open()`` creates (``tempfile.mkstemp`` would
-give 0o600).
+the previous file untouched; an exception also removes the temporary file, and a full disk (or
+quota) is reported as one line naming the disk. The file is created with mode 0o666 minus the
+umask, like any file ``open()`` creates (``tempfile.mkstemp`` would give 0o600).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 from collections.abc import Iterator
@@ -48,11 +49,24 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise disk_full(path, err) from err
         raise
     _fsync_dir(path.parent)
+
+
+def disk_full(path: Path, err: OSError) -> OSError:
+    """``err`` (ENOSPC or EDQUOT) as one line naming the disk that ``path`` is on."""
+    disk = Path(os.path.abspath(path)).parent
+    while not os.path.ismount(disk) and disk != disk.parent:
+        disk = disk.parent
+    what = "No space left" if err.errno == errno.ENOSPC else "Disk quota exceeded"  # as strerror
+    full = OSError(f"{what} on {disk} (writing {path})")
+    full.errno = err.errno  # the message stays one line, without "[Errno 28]"
+    return full
 
 
 def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:

@@ -6,6 +6,8 @@ leaves a truncated checkpoint in place of the previous good one. :class:`AtomicC
 writes every checkpoint (``last.ckpt``, the best epochs, the interrupt checkpoint, SLURM's
 ``hpc_ckpt_*``) with :func:`pixelproof.utils.atomic.atomic_open`: a temporary file beside the
 target, flushed, fsync'd and renamed onto it. ``pixelproof.train`` sets it on every trainer.
+A write that fails (a full disk) raises its own ``OSError``, which torch's archive writer would
+replace with ``unexpected pos <n> vs <m>``.
 """
 
 from __future__ import annotations
@@ -31,4 +33,28 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             super().save_checkpoint(checkpoint, path, storage_options)
             return
         with atomic_open(path, "wb") as handle:
-            torch.save(checkpoint, handle)
+            sink = _WriteErrors(handle)
+            try:
+                torch.save(checkpoint, sink)
+            except RuntimeError:
+                if sink.error is None:
+                    raise
+                raise sink.error from None
+
+
+class _WriteErrors:
+    """A file for ``torch.save`` that keeps the ``OSError`` of a failed write: torch's C++ writer
+    swallows it and raises ``RuntimeError: ... unexpected pos`` instead."""
+
+    def __init__(self, handle) -> None:
+        self.handle, self.error = handle, None
+
+    def write(self, data) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as err:
+            self.error = err
+            raise
+
+    def flush(self) -> None:
+        self.handle.flush()

@@ -1,7 +1,7 @@
 """Check a composed config before any work: one line naming the key and the values it allows.
 
-:func:`validate` is called at the start of every entry point (``train``, ``evaluate``,
-``predict``, ``explain``) and, through :class:`ValidateConfig` (``hydra.callbacks`` in
+:func:`validate` is called at the start of every entry point (``train``, ``train_generator``,
+``evaluate``, ``predict``, ``explain``) and, through :class:`ValidateConfig` (``hydra.callbacks`` in
 ``conf/hydra/default.yaml``), as soon as Hydra has composed the config: before the run directory
 is created, so a bad setting stops the command with one line on stderr, exit status 2, and
 nothing written. Only keys present in the config are checked, so every entry point shares the
@@ -79,6 +79,7 @@ def fraction_below_one(value: Any) -> str | None:
 
 
 def epochs(value: Any) -> str | None:
+    """A count of epochs or steps, Lightning's -1 for none."""
     if _is_int(value) and (value >= 1 or value == -1):
         return None
     return "must be a whole number >= 1 (or -1: no limit)"
@@ -132,6 +133,9 @@ CHECKS: dict[str, tuple[Callable[[Any], str | None], str]] = {
     "model.optimizer.weight_decay": (optional(non_negative_number), "0.05"),
     "trainer.max_epochs": (epochs, "3"),
     "trainer.min_epochs": (optional(non_negative_int), "1"),
+    "trainer.max_steps": (epochs, "2500"),
+    "threads": (positive_int, "2"),
+    "max_pixels": (optional(positive_int), "100000000"),
     "inference.threshold": (optional(probability), "0.5"),
     "inference.image_size": (optional(positive_int), "32"),
     "inference.batch_size": (positive_int, "256"),
