@@ -3,9 +3,13 @@
     python -m pixelproof.eval ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt
     python -m pixelproof.eval ckpt_path=<ckpt> data=per_generator data.root=/data/ufd
     python -m pixelproof.eval ckpt_path=<ckpt> inference.ten_crop=true logger=wandb
+    python -m pixelproof.eval ckpt_path=<ckpt> robustness=journey    # after JPEG, resizing, ...
 
 Writes into the run directory: ``generators.csv`` / ``.md`` (one row per generator plus the
-unweighted mean), ``scores.csv`` (p(fake) of every image), ``metrics.json`` and ``plots/``.
+unweighted mean), ``scores.csv`` (p(fake) of every image), ``metrics.json`` and ``plots/``; with
+``robustness=standard`` / ``strong`` also ``robustness.*`` (:mod:`pixelproof.evaluation.
+robustness`), with ``robustness=journey`` ``journey.*`` (:mod:`pixelproof.evaluation.
+journey_report`).
 """
 
 import csv
@@ -68,7 +72,13 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
         plots = evaluation_plots(rows, scores, output_dir / "plots")
 
-    if cfg.get("robustness"):
+    if cfg.get("robustness") and cfg.robustness.get("protocol") == "journey":
+        from pixelproof.evaluation.journey_report import journey_report
+
+        journey_report(
+            model, loaders, cfg.robustness, output_dir, settings.threshold, settings.crop_size
+        )
+    elif cfg.get("robustness"):
         from pixelproof.evaluation.robustness import robustness_report
 
         source = None  # transfer attacks are crafted on another detector
@@ -123,8 +133,10 @@ def _log_to(logger, metrics: dict[str, float], rows: list[dict], plots: list[Pat
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
-def main(cfg: DictConfig) -> float:
+def main(cfg: DictConfig) -> float | None:
     metrics = run_entry_point(evaluate, cfg, "eval")
+    if metrics is None:  # a failed job of a sweep (see pixelproof.train's main)
+        return None
     return metrics.get("eval/acc", float("nan"))
 
 

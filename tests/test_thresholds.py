@@ -1,4 +1,5 @@
-"""Decision thresholds: best accuracy, equal error, and calibration during training."""
+"""Decision thresholds: best accuracy, equal error, a target false-positive rate, and
+calibration during training."""
 
 import known_detector
 import lightning as L
@@ -11,6 +12,7 @@ from pixelproof.evaluation.thresholds import (
     best_accuracy,
     choose_threshold,
     equal_error_threshold,
+    target_fpr_threshold,
 )
 
 
@@ -53,10 +55,44 @@ def test_equal_error_threshold():
     assert false_positive == false_negative == 0.25
 
 
+def test_target_fpr_threshold_is_the_upper_quantile_of_the_reals():
+    # 100 reals at 0.01 .. 1.00 and fakes anywhere: 5 % of the reals called fake means the 5
+    # highest (0.96 .. 1.00), so t = 0.96, the 0.95 quantile's upper neighbour
+    reals = torch.arange(1, 101, dtype=torch.float32) / 100
+    probs = torch.cat([reals, t([0.05, 0.5, 0.99])])
+    labels = torch.cat([torch.zeros(100), torch.ones(3)])
+    threshold = choose_threshold("target_fpr", probs, labels, target_fpr=0.05)
+    assert threshold == pytest.approx(0.96)
+    assert float((reals >= threshold).float().mean()) == pytest.approx(0.05)
+    assert choose_threshold("target_fpr", probs, labels, target_fpr=0.1) == pytest.approx(0.91)
+    # the fakes do not move it
+    assert choose_threshold("target_fpr", reals, torch.zeros(100), 0.05) == threshold
+    # a target below one real in n: above every real, none called fake
+    assert choose_threshold("target_fpr", probs, labels, target_fpr=0.001) > 1.0 - 1e-6
+    assert target_fpr_threshold(t([0.2, 0.4]), 0.0) > 0.4
+
+
+def test_target_fpr_never_calls_more_reals_fake_than_asked_when_scores_tie():
+    # 10 reals, 3 tied at the top: 10 % (one real) cannot be called fake alone, so none is
+    reals = t([0.9, 0.9, 0.9, 0.5, 0.4, 0.3, 0.3, 0.2, 0.1, 0.0])
+    threshold = target_fpr_threshold(reals, 0.1)
+    assert threshold > 0.9 and int((reals >= threshold).sum()) == 0
+    # 30 %: exactly the three tied ones
+    assert target_fpr_threshold(reals, 0.3) == pytest.approx(0.9)
+    # saturated reals: the threshold stays a probability
+    assert target_fpr_threshold(t([1.0, 1.0, 0.5]), 0.0) == 1.0
+
+
 def test_choose_threshold_errors():
     assert choose_threshold("fixed", t([0.9]), t([1])) == 0.5
-    with pytest.raises(ValueError, match="choose one of fixed, best_acc, eer"):
+    with pytest.raises(ValueError, match="choose one of fixed, best_acc, eer, target_fpr"):
         choose_threshold("median", t([0.1, 0.9]), t([0, 1]))
+    with pytest.raises(ValueError, match="target_fpr' needs real images"):
+        choose_threshold("target_fpr", t([0.1, 0.9]), t([1, 1]))
+    with pytest.raises(ValueError, match="target_fpr=1.0 must be in \\[0, 1\\)"):
+        choose_threshold("target_fpr", t([0.1, 0.9]), t([0, 1]), target_fpr=1.0)
+    with pytest.raises(ValueError, match="threshold_calibration.target_fpr=-0.1: must be in"):
+        ThresholdCalibration("target_fpr", target_fpr=-0.1)
     with pytest.raises(ValueError, match="only real"):
         choose_threshold("eer", t([0.1, 0.9]), t([0, 0]))
     with pytest.raises(ValueError, match="threshold_calibration.method='best'"):
@@ -87,6 +123,38 @@ def test_calibration_stores_the_validation_threshold_in_the_checkpoint(tmp_path)
     trainer.save_checkpoint(tmp_path / "c.ckpt")
     saved = torch.load(tmp_path / "c.ckpt", weights_only=True)["state_dict"]
     assert float(saved["decision_threshold"]) == pytest.approx(0.3, abs=1e-5)
+
+
+def test_target_fpr_calibration_in_training_and_its_setting(tmp_path):
+    # validation reals 0.10 .. 0.40, fakes 0.60 / 0.70: 25 % of the reals -> t = 0.40, the
+    # highest real, where best_acc would sit between the classes
+    values = t([0.1, 0.2, 0.3, 0.4, 0.6, 0.7])
+    images = values.view(-1, 1, 1, 1).expand(-1, 3, 8, 8).contiguous()
+    loader = DataLoader(TensorDataset(images, t([0, 0, 0, 0, 1, 1])), batch_size=4)
+    model = known_detector.build()
+    model.optimizer_factory = lambda params: torch.optim.SGD(params, lr=0.0)
+    trainer = L.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        callbacks=[ThresholdCalibration("target_fpr", target_fpr=0.25)],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(model, train_dataloaders=loader, val_dataloaders=loader)
+    assert float(model.decision_threshold) == pytest.approx(0.4, abs=1e-5)
+
+    from conftest import compose_config
+
+    from pixelproof.utils.validation import ConfigError, validate
+
+    cfg = compose_config("train", "callbacks.threshold_calibration.method=target_fpr")
+    assert cfg.callbacks.threshold_calibration.target_fpr == 0.05
+    assert compose_config("train").callbacks.threshold_calibration.method == "best_acc"
+    bad = compose_config("train", "callbacks.threshold_calibration.target_fpr=1.5")
+    with pytest.raises(ConfigError, match="threshold_calibration.target_fpr=1.5: must be a num"):
+        validate(bad, "train", run_dir=str(tmp_path))
 
 
 def test_weight_averaging_keeps_the_calibrated_threshold(tmp_path, embedded_root):

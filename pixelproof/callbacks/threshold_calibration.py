@@ -18,16 +18,23 @@ log = logging.getLogger(__name__)
 class ThresholdCalibration(Callback):
     """Args:
     method: ``fixed`` (0.5, as in the Team 57 and Team 91 reports), ``best_acc`` (best validation
-    accuracy) or ``eer`` (equal error rate on validation: reals and fakes misclassified at the same
-    rate).
+    accuracy), ``eer`` (equal error rate on validation: reals and fakes misclassified at the same
+    rate) or ``target_fpr`` (calls at most ``target_fpr`` of the validation reals fake: the upper
+    ``1 - target_fpr`` quantile of their p(fake)).
+    target_fpr: the false-positive rate on validation reals the ``target_fpr`` method aims at.
     """
 
-    def __init__(self, method: str = "fixed") -> None:
+    def __init__(self, method: str = "fixed", target_fpr: float = 0.05) -> None:
         if method not in METHODS:
             raise ValueError(
                 f"callbacks.threshold_calibration.method={method!r}: choose {', '.join(METHODS)}"
             )
+        if not 0.0 <= target_fpr < 1.0:
+            raise ValueError(
+                f"callbacks.threshold_calibration.target_fpr={target_fpr}: must be in [0, 1)"
+            )
         self.method = method
+        self.target_fpr = target_fpr
         self._probs: list[torch.Tensor] = []
         self._labels: list[torch.Tensor] = []
 
@@ -47,7 +54,7 @@ class ThresholdCalibration(Callback):
             probs = pl_module.all_gather(probs).flatten().cpu()
             labels = pl_module.all_gather(labels).flatten().cpu()
         try:
-            threshold = choose_threshold(self.method, probs, labels)
+            threshold = choose_threshold(self.method, probs, labels, self.target_fpr)
         except ValueError as err:
             log.warning("Threshold left at %.3f: %s", float(pl_module.decision_threshold), err)
             return

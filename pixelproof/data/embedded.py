@@ -397,11 +397,11 @@ def verify_files(root: str | Path) -> None:
     added = sorted(set(found) - set(recorded))
     if not recorded or missing or added:
         what = (
-            f"{len(missing)} files listed in its manifest are missing (e.g. {missing[0]})"
+            "its manifest lists no files (built by an older pixelproof)"
+            if not recorded
+            else f"{len(missing)} files listed in its manifest are missing (e.g. {missing[0]})"
             if missing
             else f"{len(added)} files are not in its manifest (e.g. {added[0]})"
-            if added
-            else "its manifest lists no files (built by an older pixelproof)"
         )
         raise DigestMismatch(f"the embedded dataset at {root} is incomplete: {what}; {rebuild}")
     for name, path in found.items():

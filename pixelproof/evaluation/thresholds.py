@@ -1,17 +1,20 @@
 """Decision thresholds on p(fake): fixed 0.5 (the convention of the papers and of the Team 57 and
-Team 91 reports), the threshold of best accuracy, or the equal-error point where real and fake
-images are misclassified alike.
+Team 91 reports), the threshold of best accuracy, the equal-error point where real and fake
+images are misclassified alike, or the threshold that calls a chosen fraction of real images
+fake (a target false-positive rate: what a user who must not accuse real photographs asks for,
+and the only rule that needs no fakes, whose mix changes with every new generator).
 
 A threshold ``t`` means "fake when p >= t", torchmetrics' convention.
 """
 
+import math
 from typing import Literal
 
 import torch
 from torchmetrics.functional.classification import binary_roc
 
-Method = Literal["fixed", "best_acc", "eer"]
-METHODS: tuple[str, ...] = ("fixed", "best_acc", "eer")
+Method = Literal["fixed", "best_acc", "eer", "target_fpr"]
+METHODS: tuple[str, ...] = ("fixed", "best_acc", "eer", "target_fpr")
 
 
 def _roc(probs: torch.Tensor, labels: torch.Tensor):
@@ -53,12 +56,35 @@ def equal_error_threshold(probs: torch.Tensor, labels: torch.Tensor) -> float:
     return float(thresholds[(fpr - (1 - tpr)).abs().argmin()])
 
 
-def choose_threshold(method: Method, probs: torch.Tensor, labels: torch.Tensor) -> float:
-    """The decision threshold ``method`` picks on (validation) scores."""
+def target_fpr_threshold(real_probs: torch.Tensor, target_fpr: float) -> float:
+    """A threshold that calls at most ``target_fpr`` of these real images fake: the ``k``-th
+    highest real score, ``k = floor(target_fpr * n)`` (the upper ``1 - target_fpr`` quantile of
+    the reals), or just above it when other reals tie with it (or when ``k`` is 0). It stays a
+    probability, so a real image scored exactly 1.0 is still called fake."""
+    if not 0.0 <= target_fpr < 1.0:
+        raise ValueError(f"target_fpr={target_fpr} must be in [0, 1)")
+    reals = real_probs.float().flatten().sort(descending=True).values
+    if reals.numel() == 0:
+        raise ValueError("threshold method 'target_fpr' needs real images in the validation data")
+    # the tolerance keeps 0.05 * 100 at 5 (the product can come out as 4.999...)
+    k = min(math.floor(target_fpr * reals.numel() + 1e-9), reals.numel())
+    if k > 0 and int((reals >= reals[k - 1]).sum()) <= k:
+        return float(reals[k - 1])
+    above = torch.nextafter(reals[max(k - 1, 0)], torch.tensor(float("inf")))
+    return float(above.clamp(max=1.0))
+
+
+def choose_threshold(
+    method: Method, probs: torch.Tensor, labels: torch.Tensor, target_fpr: float = 0.05
+) -> float:
+    """The decision threshold ``method`` picks on (validation) scores; ``target_fpr`` is the
+    fraction of real images the ``target_fpr`` method may call fake."""
     if method == "fixed":
         return 0.5
     if method not in METHODS:
         raise ValueError(f"threshold method {method!r}: choose one of {', '.join(METHODS)}")
+    if method == "target_fpr":
+        return target_fpr_threshold(probs[labels.flatten() == 0], target_fpr)
     if labels.min() == labels.max():
         raise ValueError(
             f"threshold method {method!r} needs real and fake images in the validation data; "
