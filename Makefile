@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train sweep cross-family generalisation time-to-accuracy generators bench app test lint format clean
+.PHONY: help install train sweep cross-family generalisation selection time-to-accuracy generators bench app test lint format clean
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -48,6 +48,14 @@ generalisation: $(VENV)/.installed-core ## recipes x held-out families (40 runs,
 	$(BIN)/python -m pixelproof.train -m experiment=generalisation hydra.sweep.dir=$(call sweep_dir,generalisation) $(ARGS)
 	$(BIN)/python experiments/collect.py $(call sweep_dir,generalisation) --out experiments/generalisation \
 		--title "Generalisation ablations: held-out generator families, wavefreq_small, 3 epochs"
+
+SEEDED ?= journey
+selection: $(VENV)/.installed-core ## recipes x held-out families with the journey, ranked by the worst (~45 min) -> experiments/selection
+	$(BIN)/python -m pixelproof.train -m experiment=selection hydra.sweep.dir=$(call sweep_dir,selection) $(ARGS)
+	$(BIN)/python -m pixelproof.train -m experiment=selection_seeds hydra.sweep.dir=$(call sweep_dir,selection) \
+		'hydra.sweep.subdir=seed_$${hydra.job.num}' recipe=$(SEEDED) $(ARGS)
+	$(BIN)/python experiments/collect.py $(call sweep_dir,selection) --out experiments/selection \
+		--title "Recipe selection: held-out families, the journey and unseen real sources"
 
 time-to-accuracy: $(VENV)/.installed-core ## test AP/ACC against training seconds per detector (~40 min) -> experiments/time_to_accuracy
 	$(BIN)/python -m pixelproof.train -m experiment=time_to_accuracy hydra.sweep.dir=$(call sweep_dir,time_to_accuracy) $(ARGS)

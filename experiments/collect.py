@@ -179,10 +179,11 @@ def held_out_scores(run: Run) -> dict[str, float | None] | None:
     family = run.overrides.get(HELD_OUT)
     if family in (None, "", "null"):
         return None
+    held_generators = FAMILIES.get(family, (family,))  # a family, or one generator
     tested = {m["generator"] for k in run.metrics if (m := PER_GENERATOR.match(k))}
-    held = [g for g in FAMILIES[family] if g in tested]
+    held = [g for g in held_generators if g in tested]
     # the zoo's other generators (simulated-trace sources, sim_*, are not a family)
-    seen = sorted(g for g in tested if g in ZOO and g not in FAMILIES[family])
+    seen = sorted(g for g in tested if g in ZOO and g not in held_generators)
     scores = {}
     for name, generators in (("held_out", held), ("seen", seen)):
         for metric in ("ap", "acc"):
@@ -269,6 +270,88 @@ def cross_family_table(runs: Sequence[Run], swept: Sequence[str]) -> list[str]:
     return lines + markdown_table(header, summary)
 
 
+# the selection rule's criteria: (column, how a recipe's value is read); all "higher is better"
+UNSEEN_REAL_ACC = "test/unseen_sources/real_acc_calibrated"
+SELECTION_KEYS = ("held-out AP", "journey mean AP", "journey worst AP", "unseen real ACC@t")
+
+
+def selection_scores(runs: Sequence[Run], swept: Sequence[str]) -> dict[str, dict]:
+    """Per recipe (the swept overrides other than the held-out family and the seed): the mean
+    held-out-family AP of its held-out runs; from its runs on every family, the journey's mean
+    and worst AP and the real ACC at the threshold on reals from unseen sources (means over
+    seeds, with their spread); and its score, the worst of the four."""
+    recipe_keys = [k for k in swept if k not in (HELD_OUT, "seed")]
+    recipe = lambda run: _label(run, recipe_keys) or "default"  # noqa: E731
+    groups: dict[str, dict] = {}
+    for run in runs:
+        group = groups.setdefault(recipe(run), {"held": [], "full": []})
+        scores = held_out_scores(run)
+        if scores is not None:
+            group["held"].append(scores["held_out_ap"])
+        elif "journey/mean_ap" in run.metrics:
+            group["full"].append(run)
+    table = {}
+    for name, group in groups.items():
+        full = group["full"]
+        values = {
+            "held-out AP": _mean([v for v in group["held"] if v is not None]),
+            "journey mean AP": _mean([r.metrics["journey/mean_ap"] for r in full]),
+            "journey worst AP": _mean([r.metrics["journey/worst_ap"] for r in full]),
+            "unseen real ACC@t": _mean(
+                [r.metrics[UNSEEN_REAL_ACC] for r in full if UNSEEN_REAL_ACC in r.metrics]
+            ),
+        }
+        known = [v for v in values.values() if v is not None]
+        table[name] = {
+            **values,
+            "test AP": _mean([r.metrics["test/ap"] for r in full if "test/ap" in r.metrics]),
+            "worst held-out AP": min(group["held"], default=None),
+            "seeds": len(full),
+            "spread": _spread([r.metrics["journey/mean_ap"] for r in full]),
+            "score": min(known) if len(known) == len(values) else None,
+        }
+    return dict(sorted(table.items(), key=lambda item: -(item[1]["score"] or -1)))
+
+
+def _spread(values: Sequence[float]) -> float | None:
+    """Half the range of ``values`` (None for fewer than two)."""
+    return (max(values) - min(values)) / 2 if len(values) > 1 else None
+
+
+def selection_table(runs: Sequence[Run], swept: Sequence[str]) -> list[str]:
+    """The recipes ranked by the selection rule (the worst of held-out, journey and unseen-
+    source numbers), best first."""
+    table = selection_scores(runs, swept)
+    if not any(row["seeds"] for row in table.values()):
+        return []
+    header = ["recipe", "test AP", "held-out AP (worst)", "journey mean AP", "journey worst AP"]
+    header += ["unseen real ACC@t", "score", "seeds"]
+    rows = []
+    for name, row in table.items():
+        spread = f" ± {100 * row['spread']:.1f}" if row["spread"] is not None else ""
+        rows.append(
+            [
+                name,
+                percent(row["test AP"]),
+                f"{percent(row['held-out AP'])} ({percent(row['worst held-out AP'])})",
+                percent(row["journey mean AP"]) + spread,
+                percent(row["journey worst AP"]),
+                percent(row["unseen real ACC@t"]),
+                f"**{percent(row['score'])}**",
+                str(row["seeds"]),
+            ]
+        )
+    lines = [
+        "",
+        "Recipes ranked by the selection rule: the worst of the mean held-out-family AP, the",
+        "journey's mean and worst (cell, generator) AP and the real ACC at the threshold on",
+        "reals from unseen sources (1 - their false-positive rate), in %. Journey and unseen",
+        "numbers come from the runs on every family (means over seeds; ± half their range).",
+        "",
+    ]
+    return lines + markdown_table(header, rows)
+
+
 def write_markdown(runs, skipped, swept, out: Path, title: str, command: str) -> None:
     timed = any(TRAIN_SECONDS in r.metrics for r in runs)
     header = ["run", *swept, *(name for name, _ in TABLE_METRICS), *(["train s"] * timed)]
@@ -303,6 +386,7 @@ def write_markdown(runs, skipped, swept, out: Path, title: str, command: str) ->
             f"Best by {metric} ({mode}): run {run.job} ({values}), "
             f"{metric} = {run.metrics[metric]:.4f}.",
         ]
+    lines += selection_table(runs, swept)
     lines += cross_family_table(runs, swept)
     lines += per_generator_table(runs)
     (out / "results.md").write_text("\n".join(lines) + "\n")

@@ -77,6 +77,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
             _detach_weight_averaging(trainer)
             trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
             metrics.update(_floats(trainer.callback_metrics))
+            if trainer.is_global_zero and _journey(cfg):  # the best weights are loaded now
+                metrics.update(_run_journey(cfg, model, datamodule))
     stop.check(trainer, "pixelproof.train")
 
     if trainer.is_global_zero:  # under DDP every process gets here; one writes
@@ -139,6 +141,23 @@ def _model_checkpoint(trainer):
         ),
         None,
     )
+
+
+def _journey(cfg: DictConfig) -> bool:
+    return bool(cfg.get("robustness")) and cfg.robustness.get("protocol") == "journey"
+
+
+def _run_journey(cfg: DictConfig, model, datamodule) -> dict[str, float]:
+    """The journey of the tested weights (``robustness=journey``) into ``<run>/journey/``; its
+    headline (mean and worst AP, false-positive rates) as ``journey/*`` metrics."""
+    from pixelproof.evaluation.journey_report import journey_report, journey_summary
+
+    loaders = dict(zip(datamodule.test_names, datamodule.test_dataloader()))
+    output_dir = Path(cfg.paths.output_dir) / "journey"
+    rows = journey_report(
+        model, loaders, cfg.robustness, output_dir, float(model.decision_threshold)
+    )
+    return journey_summary(rows).metrics()
 
 
 def _floats(metrics) -> dict[str, float]:

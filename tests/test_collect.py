@@ -163,3 +163,40 @@ def test_cli_errors_name_the_directory(tmp_path):
     empty = run(str(tmp_path))
     assert empty.returncode != 0 and f"collect: no runs in {tmp_path}" in empty.stderr
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_the_selection_rule_ranks_recipes_by_their_worst_criterion():
+    """Two recipes: 'sharp' peaks on clean held-out AP but breaks on the journey, 'steady' is
+    lower everywhere but holds; the worst criterion puts 'steady' first."""
+
+    def run(job, recipe, held_out, **metrics):
+        overrides = {"recipe": recipe, "held_out": held_out}
+        return collect.Run(job, overrides, metrics)
+
+    def held(ap):  # the held-out VAE's AP; DCGAN was seen
+        return {"test/vae/ap": ap, "test/vae/acc": ap, "test/dcgan/ap": 0.99, "test/dcgan/acc": 0.9}
+
+    full = {"test/ap": 0.99, "test/unseen_sources/real_acc_calibrated": 0.95}
+    runs = [
+        run("0", "sharp", "null", **full, **{"journey/mean_ap": 0.80, "journey/worst_ap": 0.60}),
+        run("1", "sharp", "vae", **held(0.97)),
+        run("2", "steady", "null", **full, **{"journey/mean_ap": 0.93, "journey/worst_ap": 0.88}),
+        run("3", "steady", "vae", **held(0.90)),
+        run(
+            "4",
+            "steady",
+            "null",
+            **full,
+            **{"journey/mean_ap": 0.95, "journey/worst_ap": 0.86},
+        ),
+    ]
+    runs[4].overrides["seed"] = "1"
+    table = collect.selection_scores(runs, ["recipe", "held_out", "seed"])
+    assert list(table) == ["recipe=steady", "recipe=sharp"]
+    steady, sharp = table["recipe=steady"], table["recipe=sharp"]
+    assert sharp["score"] == pytest.approx(0.60)  # its journey worst
+    assert steady["score"] == pytest.approx(0.87)  # mean journey worst over its two seeds
+    assert steady["held-out AP"] == pytest.approx(0.90) and steady["seeds"] == 2
+    assert steady["spread"] == pytest.approx(0.01)
+    lines = collect.selection_table(runs, ["recipe", "held_out", "seed"])
+    assert any("**87.0**" in line for line in lines)

@@ -12,6 +12,7 @@ from PIL import Image
 
 from pixelproof.data import embedded
 from pixelproof.data.embedded import VERSION, build_embedded_dataset, fake_sources
+from pixelproof.evaluation.generator_table import UNSEEN_SOURCES
 from pixelproof.generators import zoo
 from pixelproof.photographs import photo_names
 
@@ -43,13 +44,21 @@ def test_layout_counts_and_manifest(built: Path) -> None:
         n = N[f"n_{split}"]
         reals, fakes = _pngs(built / split / "REAL"), _pngs(built / split / "FAKE")
         assert len(reals) == n // 2 and len(fakes) == n - n // 2
-        per_source = {g: sum(p.name.startswith(g + "_") for p in fakes) for g in generators}
+        # <source>_<index>.png: "ldm_tconv_00001.png" is ldm_tconv's, not ldm's
+        per_source = {g: sum(p.name.rsplit("_", 1)[0] == g for p in fakes) for g in generators}
         assert sum(per_source.values()) == len(fakes)  # every fake is named after its generator
         assert max(per_source.values()) - min(per_source.values()) <= 1  # round robin
     manifest = json.loads((built / "manifest.json").read_text())
     params = manifest["parameters"]
     assert params["version"] == VERSION and params["sources"]["test"] == generators
     assert set(params["weights"]) == set(generators)  # a retrained generator is a new dataset
+    # which weights made which fakes: the full digest the zoo checks, and the card
+    assert list(manifest["generators"]) == generators and manifest["held_out"] is None
+    for g, made_by in manifest["generators"].items():
+        assert made_by["weights_sha256"] == zoo.weights_digest(g)
+        assert made_by["weights_sha256"].startswith(params["weights"][g])
+        assert made_by["family"] == zoo.ZOO[g].family and made_by["model_card"] == f"{g}.json"
+        assert made_by["trained_by"] == zoo.read_card(g)["command"]
     assert "not a benchmark of Stable Diffusion" in manifest["description"]
     for path in built.rglob("*.png"):
         with Image.open(path) as img:
@@ -69,21 +78,39 @@ def test_splits_are_by_photograph(built: Path) -> None:
     manifest = json.loads((built / "manifest.json").read_text())
     used = {}
     for split in ("train", "val", "test"):
-        assert manifest["splits"][split]["photographs"] == list(photo_names(split))
+        assert manifest["splits"][split]["photographs"] == list(embedded.real_photos(split))
         used[split] = {p.name.rsplit("_", 1)[0] for p in _pngs(built / split / "REAL")}
-        assert used[split] and used[split] <= set(photo_names(split))
+        assert used[split] and used[split] <= set(embedded.real_photos(split))
     assert not (used["train"] & used["val"] or used["train"] & used["test"])
+    # validation reals also come from the unseen_val sources, and only there
+    assert set(embedded.real_photos("val")) == {*photo_names("val"), *photo_names("unseen_val")}
+    assert not set(photo_names("unseen_val")) & (used["train"] | used["test"])
 
 
 def test_per_generator_test_layout(built: Path) -> None:
     per_gen = built / "test_per_generator"
-    assert sorted(p.name for p in per_gen.iterdir()) == sorted(zoo.GENERATOR_NAMES)
+    assert sorted(p.name for p in per_gen.iterdir()) == sorted(
+        [*zoo.GENERATOR_NAMES, UNSEEN_SOURCES]
+    )
     test_reals = {p.name: p for p in _pngs(built / "test" / "REAL")}
     for gen in zoo.GENERATOR_NAMES:
         reals, fakes = _pngs(per_gen / gen / "0_real"), _pngs(per_gen / gen / "1_fake")
         assert fakes and len(reals) == len(fakes)
         for p in reals:  # the same bytes as in test/REAL, hard-linked where possible
             assert p.read_bytes() == test_reals[p.name].read_bytes()
+
+
+def test_reals_of_unseen_sources_face_fakes_of_every_generator(built: Path) -> None:
+    folder = built / "test_per_generator" / UNSEEN_SOURCES
+    reals, fakes = _pngs(folder / "0_real"), _pngs(folder / "1_fake")
+    assert len(reals) == N["n_test"] // 4 == len(fakes)  # the default n_unseen
+    assert {p.name.rsplit("_", 1)[0] for p in reals} <= set(photo_names("unseen_test"))
+    test_fakes = {p.name: p.read_bytes() for p in _pngs(built / "test" / "FAKE")}
+    assert all(test_fakes[p.name] == p.read_bytes() for p in fakes)
+    sources = [p.name.rsplit("_", 1)[0] for p in fakes]
+    assert len(set(sources)) == len(sources)  # round robin: one of each before any repeats
+    unseen = json.loads((built / "manifest.json").read_text())["test_per_generator"]
+    assert unseen[UNSEEN_SOURCES]["0_real"] == len(reals)
 
 
 def test_same_seed_same_bytes_other_seed_differs(built: Path, parent: Path) -> None:
@@ -102,6 +129,33 @@ def test_a_held_out_family_is_only_in_the_test_split(parent: Path) -> None:
     assert fake_sources("train", held_out="gan") == ["ddpm", "vae", "pixelcnn"]
     with pytest.raises(ValueError, match="held_out='cats'.*gan, diffusion, vae, autoregressive"):
         fake_sources("train", held_out="cats")
+
+
+def test_one_generator_of_a_family_can_be_held_out_while_the_other_stays(parent: Path) -> None:
+    root = build_embedded_dataset(parent / "no_ldm_tconv", **N, held_out="ldm_tconv")
+    for split in ("train", "val"):
+        sources = {p.name.rsplit("_", 1)[0] for p in _pngs(root / split / "FAKE")}
+        assert "ldm_tconv" not in sources and "ldm" in sources
+    assert (root / "test_per_generator" / "ldm_tconv" / "1_fake").is_dir()
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert manifest["held_out"] == "ldm_tconv" and "ldm_tconv" in manifest["generators"]
+    assert manifest["splits"]["train"]["fake_per_source"].get("ldm_tconv") is None
+    everything = list(zoo.GENERATOR_NAMES)
+    assert fake_sources("val", held_out="ldm_tconv") == [g for g in everything if g != "ldm_tconv"]
+    assert fake_sources("train", held_out="latent_diffusion") == [
+        "dcgan",
+        "ddpm",
+        "vae",
+        "pixelcnn",
+    ]
+    assert fake_sources("test", held_out="ldm_tconv") == everything
+    # "vae" names a family and its one generator: the same either way
+    assert embedded.held_out_generators("vae") == zoo.FAMILIES["vae"] == ("vae",)
+    # the error lists both kinds of choice
+    with pytest.raises(
+        ValueError, match=r"family \(.*latent_diffusion\) or one generator \(.*ldm_tconv"
+    ):
+        fake_sources("train", held_out="ldm_xl")
 
 
 def test_simulations_are_extra_named_fake_sources(parent: Path) -> None:

@@ -7,6 +7,7 @@ import torch
 from sklearn.metrics import average_precision_score
 
 from pixelproof.evaluation.generator_table import (
+    UNSEEN_SOURCES,
     generator_row,
     generator_table,
     mean_row,
@@ -100,3 +101,23 @@ def test_written_csv_and_markdown(tmp_path):
     assert "| b | 1 | 1 | 0.0 | 50.0 |" in md
     assert "| **mean** | 2 | 2 | 50.0 | 75.0 |" in md
     assert "t = 0.6500" in md
+
+
+def test_calibrated_real_and_fake_accuracy_use_the_threshold():
+    # reals 0.1, 0.6 ; fakes 0.4, 0.8, 0.9 -> at 0.7: reals 2/2 right, fakes 2/3 right
+    row = generator_row("g", t([0.1, 0.6, 0.4, 0.8, 0.9]), t([0, 0, 1, 1, 1]), threshold=0.7)
+    assert row["real_acc_calibrated"] == pytest.approx(1.0)
+    assert row["fake_acc_calibrated"] == pytest.approx(2 / 3)
+    assert row["real_acc"] == pytest.approx(1 / 2)  # ACC@0.5's columns stay at 0.5
+
+
+def test_reals_of_unseen_sources_are_a_row_but_not_in_the_mean():
+    scores = {
+        "a": (t([0.1, 0.9]), t([0, 1])),
+        "b": (t([0.2, 0.7]), t([0, 1])),
+        UNSEEN_SOURCES: (t([0.8, 0.9]), t([0, 1])),
+    }
+    rows = generator_table(scores, threshold=0.5)
+    assert [r["generator"] for r in rows] == ["a", "b", UNSEEN_SOURCES, "mean"]
+    assert rows[-1] == mean_row(rows[:2])
+    assert rows[2]["real_acc"] == 0.0

@@ -379,3 +379,30 @@ def test_a_cell_refuses_images_that_are_not_8_bit_rgb():
         cell({"step": "jpeg", "quality": 90})(flat(1).astype(float), image_rng(0, 0))
     with pytest.raises(ValueError, match="leaves no cell to score"):
         parse_cells({"none": None})
+
+
+def test_training_with_the_journey_writes_it_and_its_headline(tmp_path, embedded_root):
+    from conftest import tiny_data_overrides
+
+    from pixelproof.train import train
+
+    cfg = compose_config(
+        "train",
+        f"paths.output_dir={tmp_path / 'run'}",
+        *tiny_data_overrides(tmp_path, embedded_root),
+        "model=simple_cnn",
+        "model.net.widths=[8,16]",
+        "trainer.max_epochs=1",
+        "callbacks.model_summary=null",
+        "robustness=journey",
+        "robustness.max_batches=1",
+    )
+    metrics = train(cfg)
+    rows = read_journey(tmp_path / "run" / "journey" / "journey.csv")
+    summary = journey_summary(rows)
+    assert metrics["journey/mean_ap"] == pytest.approx(summary.mean_ap)
+    assert metrics["journey/worst_ap"] == pytest.approx(summary.worst_ap)
+    assert metrics["journey/threshold"] == pytest.approx(metrics.get("test/threshold", 0.5))
+    # the reals of unseen sources are scored in every cell, outside the generators' mean
+    assert {r["generator"] for r in rows} >= {"unseen_sources", "mean"}
+    assert "journey/unseen_fpr" in metrics

@@ -134,7 +134,7 @@ def test_parse_row_takes_a_good_row():
     ("change", "message"),
     [
         ({"name": "Cat"}, r"bad name 'Cat'"),
-        ({"split": "holdout"}, r"cat: split 'holdout' is not one of train, val, test, unseen"),
+        ({"split": "holdout"}, r"cat: split 'holdout' is not one of train, val, test, unseen_val, unseen_test"),
         ({"source": "conda"}, r"cat: source 'conda' is not one of deb, wheel"),
         ({"licence": " "}, r"cat: empty licence"),
         ({"author": "", "package": ""}, r"cat: empty package, author"),
@@ -241,16 +241,20 @@ def test_splits_are_disjoint_complete_and_varied():
 
 
 def test_unseen_photographs_come_from_packages_no_other_split_uses():
-    """The unseen split measures reals from sources a detector never saw: at least 12 colour
-    photographs of varied scenes from at least 3 packages that no trainable split draws from."""
+    """The unseen splits hold reals from sources a detector never saw: at least 12 colour
+    photographs of varied scenes from at least 3 packages that no trainable split draws from,
+    and the calibration half (unseen_val) shares no package with the measured half."""
     rows = provenance()
-    unseen = [r for r in rows if r["split"] == "unseen"]
-    assert len(unseen) >= 12 and len(unseen) == len(photo_names("unseen"))
+    unseen = [r for r in rows if r["split"] in EVAL_ONLY_SPLITS]
+    assert len(unseen) >= 12
+    assert len(unseen) == sum(len(photo_names(s)) for s in EVAL_ONLY_SPLITS)
     packages = Counter(r["package"] for r in unseen)
     assert len(packages) >= 3, packages
     assert max(packages.values()) <= 0.6 * len(unseen), f"one package dominates: {packages}"
     seen = {r["package"] for r in rows if r["split"] in TRAINABLE}
     assert not set(packages) & seen, sorted(set(packages) & seen)
+    by_split = {s: {r["package"] for r in unseen if r["split"] == s} for s in EVAL_ONLY_SPLITS}
+    assert all(by_split.values()) and not by_split["unseen_val"] & by_split["unseen_test"]
     scenes = Counter(r["scene"] for r in unseen)
     assert len(scenes) >= 5 and scenes["people"] and scenes["city"], scenes
     grey = [r["name"] for r in unseen if not _is_colour(load_photo(r["name"]))]
@@ -258,7 +262,7 @@ def test_unseen_photographs_come_from_packages_no_other_split_uses():
 
 
 def test_eval_only_splits_are_splits_and_generators_refuse_them():
-    assert EVAL_ONLY_SPLITS == ("unseen",) and set(EVAL_ONLY_SPLITS) < set(SPLITS)
+    assert EVAL_ONLY_SPLITS == ("unseen_val", "unseen_test") and set(EVAL_ONLY_SPLITS) < set(SPLITS)
     crops = pytest.importorskip("pixelproof.generators.crops")
     for split in EVAL_ONLY_SPLITS:
         with pytest.raises(ValueError, match=rf"the '{split}' photographs are for evaluation"):

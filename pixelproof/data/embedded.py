@@ -49,6 +49,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from pixelproof.data.simulated_traces import SIMULATIONS
+from pixelproof.evaluation.generator_table import UNSEEN_SOURCES
 from pixelproof.generators import zoo
 from pixelproof.photographs import load_photo, photo_names, random_crop
 from pixelproof.utils.atomic import atomic_open, write_atomic
@@ -61,6 +62,7 @@ log = logging.getLogger(__name__)
 VERSION = 3  # 3: the latent-diffusion family (ldm, ldm_tconv); the manifest's generators
 SPLITS = ("train", "val", "test")
 SIMULATION_PREFIX = "sim_"
+
 
 DESCRIPTION = (
     "pixelproof's embedded offline dataset. Real: random-scale crops of real photographs "
@@ -175,10 +177,17 @@ def sample_seed(seed: int, split: str) -> int:
     return seed * len(SPLITS) + SPLITS.index(split)
 
 
+def real_photos(split: str) -> tuple[str, ...]:
+    """The photographs a split's reals are cut from: validation also takes those of
+    ``unseen_val``, from packages nothing trains on, so a threshold calibrated on validation
+    data answers for reals from new sources too."""
+    return photo_names(split) + (photo_names("unseen_val") if split == "val" else ())
+
+
 def _write_split(
     out: Path, split: str, split_id: int, n: int, seed: int, sources: list[str], cache: Path, bar
 ) -> dict:
-    photos = photo_names(split)
+    photos = real_photos(split)
     for cls in ("REAL", "FAKE"):
         (out / split / cls).mkdir(parents=True)
     plan = _plan(n, sources)
@@ -239,6 +248,34 @@ def _write_per_generator(out: Path, files: dict[str, list[str]], sources: list[s
     return counts
 
 
+def _write_unseen_sources(out: Path, n: int, seed: int, fakes: Sequence[str], bar) -> dict:
+    """``test_per_generator/unseen_sources``: ``n`` crops of the ``unseen_test`` photographs
+    (packages that no other split and no generator drew from) against as many of the test
+    fakes, taken round robin from ``fakes`` (a list per source): the false-positive rate on
+    reals from sources the detector never saw, at its threshold, is this row's real ACC@t."""
+    photos = photo_names("unseen_test")
+    folder = out / "test_per_generator" / UNSEEN_SOURCES
+    (folder / "0_real").mkdir(parents=True)
+    (folder / "1_fake").mkdir(parents=True)
+    used: Counter[str] = Counter()
+    for i in range(n):
+        rng = np.random.default_rng([seed, len(SPLITS), 0, i])  # a stream no split draws
+        photo = photos[int(rng.integers(len(photos)))]
+        used[photo] += 1
+        crop = random_crop(load_photo(photo), rng)
+        Image.fromarray(crop).save(folder / "0_real" / f"{photo}_{i:05d}.png")
+        bar.update()
+    mixed = [name for group in zip(*fakes) for name in group]  # round robin over the sources
+    for name in mixed[:n]:
+        _link(out / "test" / "FAKE" / name, folder / "1_fake" / name)
+    return {
+        "0_real": n,
+        "1_fake": min(n, len(mixed)),
+        "photographs": list(photos),
+        "crops_per_photograph": dict(sorted(used.items())),
+    }
+
+
 def _check_existing(root: Path, params: dict, force: bool) -> bool:
     """True if ``root`` already holds this very dataset; raise if it holds anything else."""
     manifest = root / "manifest.json"
@@ -275,13 +312,16 @@ def build_embedded_dataset(
     held_out: str | None = None,
     simulations: Sequence[str] = (),
     force: bool = False,
+    n_unseen: int | None = None,
 ) -> Path:
     """Build the embedded dataset under ``root`` (unless it is there already) and return it.
 
     ``n_train`` / ``n_val`` / ``n_test`` are images per split, half real. ``generators``: the
     zoo's generators to sample (default: all); ``held_out``: a family or one generator left out
     of train and val;
-    ``simulations``: simulated trace pipelines added as fake sources. A root holding the same
+    ``simulations``: simulated trace pipelines added as fake sources; ``n_unseen``: crops of
+    reals from unseen sources in ``test_per_generator/unseen_sources`` (default ``n_test // 4``).
+    A root holding the same
     build is returned untouched; one holding another build raises unless ``force``; a non-empty
     root without a manifest always raises. The build goes to a temporary sibling renamed into
     place at the end, so an interrupted build never leaves a half dataset that looks complete.
@@ -297,9 +337,13 @@ def build_embedded_dataset(
                 f"data.embedded.n_{split}={n!r} leaves fewer fakes than fake sources "
                 f"({len(sources[split])}); every source needs at least one image per split"
             )
+    n_unseen = n_test // 4 if n_unseen is None else n_unseen
+    if not isinstance(n_unseen, int) or n_unseen < 1:
+        raise ValueError(f"data.embedded.n_unseen={n_unseen!r} must be a positive integer")
     params = {
         "version": VERSION,
         **{f"n_{s}": n for s, n in sizes.items()},
+        "n_unseen": n_unseen,
         "seed": seed,
         "sources": sources,
         "weights": {g: _weights_digest(g) for g in sources["test"] if g in zoo.ZOO},
@@ -315,12 +359,17 @@ def build_embedded_dataset(
     tmp = _building_dir(root)
     try:
         splits = {}
-        with tqdm(total=sum(sizes.values()), desc="embedded dataset", unit="img") as bar:
+        total = sum(sizes.values()) + n_unseen
+        with tqdm(total=total, desc="embedded dataset", unit="img") as bar:
             for split_id, split in enumerate(SPLITS):
                 splits[split] = _write_split(
                     tmp, split, split_id, sizes[split], seed, sources[split], cache, bar
                 )
-        per_generator = _write_per_generator(tmp, splits["test"]["_files"], sources["test"])
+        test_files = splits["test"]["_files"]
+        per_generator = _write_per_generator(tmp, test_files, sources["test"])
+        per_generator[UNSEEN_SOURCES] = _write_unseen_sources(
+            tmp, n_unseen, seed, [test_files[s] for s in sources["test"]], bar
+        )
         for info in splits.values():
             info.pop("_files")
         manifest = {

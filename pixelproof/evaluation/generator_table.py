@@ -2,8 +2,12 @@
 
 One row per generator (its real and fake test images): ACC@0.5, AP, accuracy on reals and on
 fakes, the best-threshold ("oracle") accuracy UFD reports, AUROC, and, when the detector carries
-a calibrated threshold, the accuracy at that threshold. The last row is the unweighted mean over
-generators, as the papers average generators rather than images.
+a calibrated threshold, the accuracy at that threshold (overall, on reals and on fakes). The last
+row is the unweighted mean over generators, as the papers average generators rather than images.
+
+A test set named :data:`UNSEEN_SOURCES` (reals from sources nothing trained on, against fakes of
+every generator) is reported as a row of its own but left out of the mean: it is not a
+generator, and its real ACC@t is the false-positive rate's complement on new sources.
 """
 
 import csv
@@ -23,6 +27,7 @@ from torchmetrics.functional.classification import (
 from pixelproof.evaluation.thresholds import best_accuracy
 
 MEAN = "mean"
+UNSEEN_SOURCES = "unseen_sources"
 # column -> header in the markdown table
 METRIC_HEADERS = {
     "acc": "ACC@0.5",
@@ -32,6 +37,8 @@ METRIC_HEADERS = {
     "best_acc": "best ACC",
     "auroc": "AUROC",
     "acc_calibrated": "ACC@t",
+    "real_acc_calibrated": "real ACC@t",
+    "fake_acc_calibrated": "fake ACC@t",
 }
 NAN = float("nan")
 
@@ -57,6 +64,12 @@ def generator_row(
     if threshold != 0.5:
         row["threshold"] = threshold
         row["acc_calibrated"] = float(binary_accuracy(probs, labels, threshold=threshold))
+        row["real_acc_calibrated"] = (
+            float(binary_specificity(probs, labels, threshold=threshold)) if n_real else NAN
+        )
+        row["fake_acc_calibrated"] = (
+            float(binary_recall(probs, labels, threshold=threshold)) if n_fake else NAN
+        )
     return row
 
 
@@ -86,7 +99,8 @@ def generator_table(
     if not scores:
         raise ValueError("no scores to tabulate")
     rows = [generator_row(name, p, y, threshold) for name, (p, y) in scores.items()]
-    return rows + [mean_row(rows)] if len(rows) > 1 else rows
+    generators = [r for r in rows if r["generator"] != UNSEEN_SOURCES]
+    return rows + [mean_row(generators)] if len(generators) > 1 else rows
 
 
 def flat_metrics(rows: Sequence[dict], prefix: str) -> dict[str, float]:

@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from pixelproof.attacks.module_modes import eval_mode
-from pixelproof.evaluation.generator_table import MEAN, generator_row, mean_row
+from pixelproof.evaluation.generator_table import MEAN, UNSEEN_SOURCES, generator_row, mean_row
 from pixelproof.evaluation.journey import Cell, image_rng, journey_settings
 from pixelproof.models.inference import batch_logits
 
@@ -164,8 +164,9 @@ def journey_report(
             tick = time.perf_counter()
             scores = score_cell(model, datasets, cell, settings.seed, batch_size, crop_size, limit)
             generator_rows = [cell_row(g, p, y, threshold) for g, (p, y) in scores.items()]
-            if len(generator_rows) > 1:
-                generator_rows.append(mean_row(generator_rows))
+            generators = [r for r in generator_rows if r["generator"] != UNSEEN_SOURCES]
+            if len(generators) > 1:  # reals of unseen sources are a row, not a generator
+                generator_rows.append(mean_row(generators))
             rows += [{"cell": cell.name, **r, "steps": cell.description} for r in generator_rows]
             log.info("journey cell %r: %.1f s", cell.name, time.perf_counter() - tick)
     seconds = time.perf_counter() - started
@@ -204,6 +205,9 @@ class JourneySummary:
     mean AP of the cell without steps (NaN when the grid has none). fpr: per cell (all cells),
     the false-positive rate at the threshold, mean over generators; max_fpr / max_fpr_cell: its
     highest over the cells with steps. min_acc_t: the lowest mean ACC at the threshold of a cell.
+    unseen_fpr / unseen_max_fpr: the false-positive rate on the reals of unseen sources (the
+    ``unseen_sources`` test set) as they are, and its highest over the cells with steps (NaN
+    without that set).
     """
 
     mean_ap: float
@@ -216,12 +220,15 @@ class JourneySummary:
     max_fpr_cell: str
     min_acc_t: float
     threshold: float
+    unseen_fpr: float = math.nan
+    unseen_max_fpr: float = math.nan
 
     def metrics(self, prefix: str = "journey") -> dict[str, float]:
         """Flat numbers for a logger or a sweep's table (NaN entries left out)."""
         values = {
             "mean_ap": self.mean_ap, "worst_ap": self.worst_ap, "clean_ap": self.clean_ap,
             "max_fpr": self.max_fpr, "min_acc_t": self.min_acc_t, "threshold": self.threshold,
+            "unseen_fpr": self.unseen_fpr, "unseen_max_fpr": self.unseen_max_fpr,
         }  # fmt: skip
         values |= {f"fpr/{cell}": v for cell, v in self.fpr.items()}
         return {f"{prefix}/{k}": float(v) for k, v in values.items() if not math.isnan(v)}
@@ -231,7 +238,8 @@ def _cell_means(rows: Sequence[dict]) -> list[dict]:
     """One row per cell: its mean row, or its only generator's row."""
     last = {}
     for row in rows:  # the mean row comes after a cell's generators
-        last[row["cell"]] = row
+        if row["generator"] != UNSEEN_SOURCES:
+            last[row["cell"]] = row
     return list(last.values())
 
 
@@ -250,6 +258,7 @@ def journey_summary(rows: Sequence[dict]) -> JourneySummary:
     scored = [r for r in per_generator if not math.isnan(r["ap"])]
     worst = min(scored, key=lambda r: r["ap"]) if scored else None
     fprs = [r for r in processed if not math.isnan(r["fpr_t"])]
+    unseen = [r for r in rows if r["generator"] == UNSEEN_SOURCES and not math.isnan(r["fpr_t"])]
     highest = max(fprs, key=lambda r: r["fpr_t"]) if fprs else None
     aps = [r["ap"] for r in processed if not math.isnan(r["ap"])]
     return JourneySummary(
@@ -263,6 +272,8 @@ def journey_summary(rows: Sequence[dict]) -> JourneySummary:
         max_fpr_cell=highest["cell"] if highest else "",
         min_acc_t=min(r["acc_t"] for r in processed),
         threshold=rows[0]["threshold"],
+        unseen_fpr=max((r["fpr_t"] for r in unseen if r["cell"] not in names), default=math.nan),
+        unseen_max_fpr=max((r["fpr_t"] for r in unseen if r["cell"] in names), default=math.nan),
     )
 
 

@@ -6,9 +6,11 @@ its split, its scene, where it came from (source, package, version, original fil
 licence and the author. ``tools/vendor_photographs.py`` (outside the package) rebuilds the folder
 from that list (see README.md).
 
-Splits: ``train``/``val``/``test`` are assigned by photograph and share packages; ``unseen`` holds
-photographs from packages no other split draws from, for measuring (and calibrating against)
-reals from sources a detector never saw. Nothing may train on ``unseen`` (``EVAL_ONLY_SPLITS``).
+Splits: ``train``/``val``/``test`` are assigned by photograph and share packages;
+``unseen_val`` and ``unseen_test`` hold photographs from packages that no other split (nor each
+other) draws from: reals from sources a detector never saw, to calibrate its threshold against
+(``unseen_val``, beside the validation reals) and to measure its false-positive rate on
+(``unseen_test``). Nothing may train on them (``EVAL_ONLY_SPLITS``).
 
     >>> from pixelproof import photographs
     >>> photographs.photo_names("test")[:3]
@@ -27,10 +29,10 @@ import numpy as np
 from PIL import Image
 
 PHOTO_DIR: Path = Path(__file__).resolve().parent
-SPLITS: tuple[str, ...] = ("train", "val", "test", "unseen")
+SPLITS: tuple[str, ...] = ("train", "val", "test", "unseen_val", "unseen_test")
 # Splits that generators and detectors must never train on: their photographs' packages appear in
 # no other split, so they stay a fair measure of reals from sources never seen.
-EVAL_ONLY_SPLITS: tuple[str, ...] = ("unseen",)
+EVAL_ONLY_SPLITS: tuple[str, ...] = ("unseen_val", "unseen_test")
 
 # Crops flatter than this (standard deviation in grey levels) are drawn again (as in embedded.py).
 _MIN_CROP_STD = 2.0
