@@ -5,3 +5,13 @@ from pixelproof.utils import resolvers
 resolvers.register()
 
 __version__ = "0.1.0"
+__all__ = ["Detector", "__version__"]
+
+
+def __getattr__(name: str):
+    """``pixelproof.Detector``, imported on first use, so ``import pixelproof`` stays light."""
+    if name == "Detector":
+        from pixelproof.models.detector import Detector
+
+        return Detector
+    raise AttributeError(f"module 'pixelproof' has no attribute {name!r}")

@@ -9,18 +9,19 @@ bands its fake logit rests on, the image's spectrum, and the smallest PGD budget
 verdict. For a batch: a sortable table and the Task-1 JSON to download. With a local CLIP
 directory (``scorer.name_or_path``), also the artifacts CLIP finds and where.
 
-Images are read and scored by the code ``pixelproof.predict`` runs (``load_trained``,
-``inference_settings``, ``load_rgb`` and the checkpoint's resize, ``batch_logits``), so the demo
-and ``predict`` give the same p(fake). Uploads are decoded one at a time, each brought at once
-to what the analysis keeps (the model's input; for CLIP, a copy reduced to about its input
-size), so memory holds at most one full-size image; an image of more than ``max_pixels`` pixels
-is refused from its header, before decoding. Needs the ``app`` extra (``pip install -e ".[app]"``);
-heavy imports wait until the app starts, so ``--help`` answers at once.
+Images are read and scored as ``pixelproof.predict`` reads and scores them (``load_rgb``, then
+:class:`pixelproof.Detector`: the checkpoint's resize, threshold and verdict rule), so the demo
+and ``predict`` give the same p(fake); the Task-1 download follows predict's ``task1_index``
+rule (:mod:`pixelproof.data.task1`), so a misnamed upload is left out of it instead of
+renumbering the others. Uploads are decoded one at a time, each brought at once to what the
+analysis keeps (the model's input; for CLIP, a copy reduced to about its input size), so memory
+holds at most one full-size image; an image of more than ``max_pixels`` pixels is refused from
+its header, before decoding. Needs the ``app`` extra (``pip install -e ".[app]"``); heavy
+imports wait until the app starts, so ``--help`` answers at once.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
@@ -46,7 +47,8 @@ class Result:
     position: int  # in the upload order
     name: str
     error: str | None = None
-    index: int | None = None  # Task-1 index: N of <N>.<ext>, else the upload position
+    index: int | None = None  # Task-1 index (task1_index); None: not in the Task-1 JSON
+    no_index: str | None = None  # why it has none
     p_fake: float | None = None
     verdict: str | None = None
     flip_eps: float | None = None
@@ -60,18 +62,21 @@ class Result:
     image: Any = None  # CLIP's reduced copy (with a scorer), dropped after the analysis
 
 
-def assign_indices(results: Sequence[Result]) -> str:
-    """Task-1 indices: ``N`` from names ``<N>.<ext>`` when every image has one and no two
-    share it, else the upload position (0-based) of each file. Returns which rule was used."""
-    good = [r for r in results if r.error is None]
-    stems = [Path(r.name).stem for r in good]
-    if stems and all(s.isdigit() for s in stems) and len({int(s) for s in stems}) == len(stems):
-        for r, stem in zip(good, stems):
-            r.index = int(stem)
-        return "from the file names (`<N>.<ext>`)"
-    for r in good:
-        r.index = r.position
-    return "the upload order (0-based): not every file is named `<N>.<ext>` with a distinct N"
+def assign_indices(results: Sequence[Result], rule: str = "name") -> str:
+    """Set each image's Task-1 index by ``rule`` (:func:`pixelproof.data.task1.task1_indices`,
+    over every upload in order); returns the note that says how, and which images have none."""
+    from pixelproof.data.task1 import task1_indices
+
+    indices, why = task1_indices([r.name for r in results], rule)
+    for position, result in enumerate(results):
+        result.index, result.no_index = indices[position], why.get(position)
+    note = "from the file names (`<N>.<ext>`)" if rule == "name" else "the upload order (0-based)"
+    left_out = [r for r in results if r.error is None and r.index is None]
+    if left_out:
+        note += "; not in the Task-1 JSON: " + ", ".join(
+            f"`{r.name}` ({r.no_index})" for r in left_out
+        )
+    return note
 
 
 class DetectorDemo:
@@ -79,14 +84,11 @@ class DetectorDemo:
 
     def __init__(self, cfg: DictConfig) -> None:
         from pixelproof.explainer.attribution import AttributionSettings
-        from pixelproof.models.inference import inference_settings
-        from pixelproof.models.loading import load_trained
+        from pixelproof.models.detector import Detector
+        from pixelproof.utils.validation import has_scorer
 
         self.cfg = cfg
-        trained = load_trained(cfg.ckpt_path)
-        self.settings = inference_settings(cfg.inference, trained)
-        self.model = trained.model.to(self.settings.device)
-        self.transform = self.settings.transform()
+        self.detector = Detector.load(cfg.ckpt_path, **cfg.inference)
         self.attribution = AttributionSettings.from_config(
             OmegaConf.to_container(cfg.attribution, resolve=True)
         )
@@ -102,7 +104,7 @@ class DetectorDemo:
             if cfg.inference.get("threshold") is None
             else "inference.threshold"
         )
-        self.scorer = self._scorer(cfg) if cfg.scorer.get("name_or_path") else None
+        self.scorer = self._scorer(cfg) if has_scorer(cfg) else None
 
     @staticmethod
     def _scorer(cfg: DictConfig):
@@ -151,11 +153,12 @@ class DetectorDemo:
             if progress is not None:
                 progress(done, len(ready))
 
-        for start in range(0, len(ready), self.settings.batch_size):
-            self._score(ready[start : start + self.settings.batch_size], tick)
+        step = self.detector.settings.batch_size
+        for start in range(0, len(ready), step):
+            self._score(ready[start : start + step], tick)
         for result in results:
             result.image = None
-        notes.append("Task-1 indices: " + assign_indices(results) + ".")
+        notes.append("Task-1 indices: " + assign_indices(results, self.cfg.task1_index) + ".")
         return results, notes
 
     def _read(self, path: str | Path) -> tuple[Any, tuple[int, int], Any]:
@@ -166,7 +169,7 @@ class DetectorDemo:
 
         image = load_rgb(path, max_pixels=self.cfg.get("max_pixels"))
         reduced = _reduced(image, self.scorer.input_size) if self.scorer is not None else None
-        return self.transform(image), image.size, reduced
+        return self.detector.to_input(image), image.size, reduced
 
     def _score(self, chunk: list, tick: Callable[[], None]) -> None:
         import torch
@@ -174,19 +177,18 @@ class DetectorDemo:
         from pixelproof.attacks.flip_eps import smallest_flip_eps
         from pixelproof.explainer.attribution import attribute
         from pixelproof.explainer.attribution_plots import attribution_panels, band_chart, spectrum
-        from pixelproof.models.inference import batch_logits
 
-        device, threshold = self.settings.device, self.settings.threshold
-        images = torch.stack([x for _, x in chunk]).to(device)
-        probs = batch_logits(self.model, images, self.settings.crop_size).float().sigmoid()
-        found = attribute(self.model, images, self.attribution)
+        detector = self.detector
+        images = torch.stack([x for _, x in chunk]).to(detector.device)
+        probs = detector.score(images)
+        found = attribute(detector.model, images, self.attribution)
         artifacts = (
             self.scorer.score([r.image for r, _ in chunk], [r.size for r, _ in chunk])
             if self.scorer
             else None
         )
-        for i, ((result, x), p) in enumerate(zip(chunk, probs.cpu().tolist())):
-            result.p_fake, result.verdict = p, ("fake" if p >= threshold else "real")
+        for i, ((result, x), p) in enumerate(zip(chunk, probs.tolist())):
+            result.p_fake, result.verdict = p, detector.verdict(p)
             bands = found[i].bands
             result.strongest_band = bands.labels()[bands.strongest]
             result.strongest_drop = bands.drops[bands.strongest]
@@ -195,9 +197,9 @@ class DetectorDemo:
             result.spectrum = spectrum(x)
             if self.gauge:
                 result.flip_eps = smallest_flip_eps(
-                    self.model,
+                    detector.model,
                     images[i : i + 1],
-                    threshold,
+                    detector.threshold,
                     self.gauge["attack"],
                     self.gauge["max_eps"],
                     self.gauge["resolution"],
@@ -211,10 +213,13 @@ class DetectorDemo:
     # ------------------------------------------------------------------------------ outputs
 
     @staticmethod
-    def task1(results: Sequence[Result]) -> list[dict]:
-        """``[{"index": N, "prediction": "real"|"fake"}]`` sorted by N (images only)."""
-        good = sorted((r for r in results if r.error is None), key=lambda r: r.index)
-        return [{"index": r.index, "prediction": r.verdict} for r in good]
+    def task1(results: Sequence[Result]) -> str:
+        """The Task-1 JSON of the scored images that have an index."""
+        from pixelproof.data.task1 import task1_text
+
+        return task1_text(
+            (r.index, r.verdict) for r in results if r.error is None and r.index is not None
+        )
 
     @staticmethod
     def rows(results: Sequence[Result]) -> list[list]:
@@ -239,7 +244,7 @@ class DetectorDemo:
             fake = sum(r.verdict == "fake" for r in good)
             lines.append(
                 f"Analysed {len(good)} image{'s' * (len(good) != 1)}: {fake} fake, "
-                f"{len(good) - fake} real (p(fake) >= {self.settings.threshold:.3f}: fake)."
+                f"{len(good) - fake} real (p(fake) >= {self.detector.threshold:.3f}: fake)."
             )
         if bad:
             lines.append(f"**Could not read {len(bad)} file{'s' * (len(bad) != 1)}:**")
@@ -252,12 +257,12 @@ class DetectorDemo:
         """The verdict panel of one image, in Markdown."""
         if result is None:
             return ""
-        size = self.settings.image_size
+        detector, size = self.detector, self.detector.image_size
+        index = "no Task-1 index" if result.index is None else f"index {result.index}"
         lines = [
             f"## {result.verdict.upper()}: p(fake) = {result.p_fake:.3f}",
-            f"`{result.name}` (index {result.index}), seen at {size}x{size} "
-            f"({self.settings.resize_mode}); fake when p(fake) >= {self.settings.threshold:.3f}, "
-            f"{self.threshold_source}.",
+            f"`{result.name}` ({index}), seen at {size}x{size} ({detector.resize_mode}); fake "
+            f"when p(fake) >= {detector.threshold:.3f}, {self.threshold_source}.",
         ]
         if self.gauge:
             from pixelproof.attacks.spec import attack_spec, format_eps
@@ -330,11 +335,8 @@ class DetectorDemo:
 
                 table = pd.DataFrame(self.rows(results), columns=COLUMNS)
                 json_file = Path(tempfile.mkdtemp(prefix="pixelproof-")) / "predictions.json"
-                entries = self.task1(results)
-                json_file.write_text("[\n" + ",\n".join(json.dumps(e) for e in entries) + "\n]\n")
-            choices = [
-                (f"{r.index}: {r.name} ({r.verdict} {r.p_fake:.2f})", r.position) for r in good
-            ]
+                json_file.write_text(self.task1(results))
+            choices = [(f"{r.name} ({r.verdict} {r.p_fake:.2f})", r.position) for r in good]
             first = good[0].position if good else None
             return (
                 results,
@@ -345,12 +347,12 @@ class DetectorDemo:
                 *detail(results, first),
             )
 
-        settings = self.settings
+        detector = self.detector
         header = (
             f"# pixelproof: is this image real or generated?\n"
             f"Detector `{Path(self.cfg.ckpt_path).name}` (images brought to "
-            f"{settings.image_size}x{settings.image_size} by {settings.resize_mode}; fake when "
-            f"p(fake) >= {settings.threshold:.3f}, {self.threshold_source}). Drop one image or "
+            f"{detector.image_size}x{detector.image_size} by {detector.resize_mode}; fake when "
+            f"p(fake) >= {detector.threshold:.3f}, {self.threshold_source}). Drop one image or "
             "several, of any format, size and mode."
         )
         with gr.Blocks(title="pixelproof") as page:

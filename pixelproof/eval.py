@@ -34,6 +34,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         to_markdown,
         write_table,
     )
+    from pixelproof.evaluation.journey import check_journey
     from pixelproof.models.inference import inference_settings, score_loader
     from pixelproof.models.loading import load_trained
     from pixelproof.utils.atomic import write_atomic
@@ -41,6 +42,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     from pixelproof.utils.validation import validate
 
     validate(cfg, "eval")
+    check_journey(cfg)  # its grid, before any work
     trained = load_trained(cfg.ckpt_path)
     settings = inference_settings(cfg.inference, trained)
     model = trained.model.to(settings.device)

@@ -5,6 +5,13 @@
     python -m pixelproof.explain ... taxonomy=small_image34 vlm=llava scorer.threshold=0.1
     python -m pixelproof.explain ... vlm=none        # CLIP only: fallback sentences, no VLM
     python -m pixelproof.explain ... detector_ckpt_path=<ckpt>   # + the detector's attributions
+    python -m pixelproof.explain ... detector_ckpt_path=<ckpt> scorer=null   # those alone
+
+Without a CLIP model (``scorer=null``, or ``scorer.name_or_path=null``) nothing names artifacts
+of the taxonomy, and nothing is made up in their place: each Task-2 entry is
+``{"index": N, "explanation": {}}`` (the schema's way to name no artifact), the summary records
+``scorer: null`` and 0 artifacts, and the details carry the detector's p(fake), verdict and
+attributions. The VLM is not loaded: it only explains the artifacts CLIP names.
 
 ``explain(cfg)`` is a plain function (tests and notebooks call it); ``main`` only wraps it for
 Hydra. Heavy imports happen inside it, so ``--help`` answers at once.
@@ -32,39 +39,36 @@ def attributions_dir(output: Path, details_file: Path) -> Path:
 
 def detector_details(cfg: DictConfig, items: list, folder: Path) -> dict[int, dict]:
     """``{index: record}`` for ``detector_ckpt_path=<ckpt>``: each image's p(fake) and verdict
-    (the same loading and scoring as ``pixelproof.predict``), its attribution heatmaps and
-    frequency-band drops (:mod:`pixelproof.explainer.attribution`); ``<index>.png`` (overlays)
-    and ``<index>.bands.png`` (band chart) are written to ``folder``."""
+    (scored by :class:`pixelproof.Detector`, as ``pixelproof.predict`` scores), its attribution
+    heatmaps and frequency-band drops (:mod:`pixelproof.explainer.attribution`);
+    ``<index>.png`` (overlays) and ``<index>.bands.png`` (band chart) are written to ``folder``."""
     import torch
 
     from pixelproof.explainer.attribution import AttributionSettings, attribute
     from pixelproof.explainer.attribution_plots import attribution_panels, band_chart
-    from pixelproof.models.inference import batch_logits, inference_settings
-    from pixelproof.models.loading import load_trained
+    from pixelproof.models.detector import Detector
 
-    trained = load_trained(cfg.detector_ckpt_path)
-    settings = inference_settings(cfg.inference, trained)
+    detector = Detector.load(cfg.detector_ckpt_path, **cfg.inference)
     options = AttributionSettings.from_config(OmegaConf.to_container(cfg.attribution))
-    model, transform = trained.model.to(settings.device), settings.transform()
     folder.mkdir(parents=True, exist_ok=True)
     records, ready = {}, []
     for index, image in items:
         try:
-            ready.append((index, transform(image)))
+            ready.append((index, detector.to_input(image)))
         except ValueError as err:  # resize_mode=none and another size
             records[index] = {"error": str(err)}
-    for start in range(0, len(ready), settings.batch_size):
-        chunk = ready[start : start + settings.batch_size]
-        images = torch.stack([x for _, x in chunk]).to(settings.device)
-        probs = batch_logits(model, images, settings.crop_size).float().sigmoid().cpu()
-        for (index, x), p, found in zip(chunk, probs.tolist(), attribute(model, images, options)):
+    for start in range(0, len(ready), detector.settings.batch_size):
+        chunk = ready[start : start + detector.settings.batch_size]
+        images = torch.stack([x for _, x in chunk]).to(detector.device)
+        probs = detector.score(images).tolist()
+        for (index, x), p, found in zip(chunk, probs, attribute(detector.model, images, options)):
             overlay, chart = folder / f"{index}.png", folder / f"{index}.bands.png"
             attribution_panels(x, found).save(overlay)
             band_chart(found.bands, f"image {index}: p(fake) {p:.3f}").save(chart)
             records[index] = {
                 "p_fake": round(p, 6),
-                "prediction": "fake" if p >= settings.threshold else "real",
-                "threshold": settings.threshold,
+                "prediction": detector.verdict(p),
+                "threshold": detector.threshold,
                 **found.to_dict(options.heatmap_cells),
                 "overlay": str(overlay),
                 "band_chart": str(chart),
@@ -88,14 +92,13 @@ def explain(cfg: DictConfig) -> dict:
     """Write ``cfg.output`` (Task-2 format, schema-checked) and the details file; return the
     run's summary (counts of images, artifacts, fallbacks, skipped files)."""
     from pixelproof.data.decoding import BadImageError, indexed_images, load_rgb
-    from pixelproof.explainer.inputs import read_predictions
-    from pixelproof.explainer.pipeline import ArtifactExplainer, task2_record
-    from pixelproof.explainer.prompt import DEFAULT_INSTRUCTION
+    from pixelproof.data.task1 import read_predictions
+    from pixelproof.explainer.pipeline import ExplainStats, task2_record, unnamed_record
     from pixelproof.explainer.schema import validate_task2
     from pixelproof.explainer.taxonomy import Taxonomy
     from pixelproof.utils.atomic import write_atomic
     from pixelproof.utils.output_paths import explain_details_path
-    from pixelproof.utils.validation import validate
+    from pixelproof.utils.validation import has_scorer, validate
 
     validate(cfg, "explain")
     output = Path(cfg.output)
@@ -123,11 +126,11 @@ def explain(cfg: DictConfig) -> dict:
         log.info("%d images predicted fake are explained", len(files))
 
     taxonomy = Taxonomy.from_config(**OmegaConf.to_container(cfg.taxonomy, resolve=True))
-    # a partial, so the Taxonomy object is not turned into a config by instantiate
-    scorer = _build(cfg.scorer, _partial_=True)(taxonomy=taxonomy)
-    vlm_cfg = cfg.get("vlm")
-    vlm = _build(vlm_cfg) if vlm_cfg else None
-    explainer = ArtifactExplainer(scorer, vlm, cfg.get("instruction") or DEFAULT_INSTRUCTION)
+    named = has_scorer(cfg)  # else the detector's attributions alone (validate saw one is set)
+    vlm_cfg = cfg.get("vlm") if named else None
+    if cfg.get("vlm") and not named:
+        log.info("vlm is not used: it explains the artifacts CLIP names, and no scorer is set")
+    explainer = _artifact_explainer(cfg, taxonomy, vlm_cfg) if named else None
 
     items, unreadable = [], []
     for index, path in files:
@@ -142,7 +145,11 @@ def explain(cfg: DictConfig) -> dict:
             "; ".join(f"{u['file']}: {u['reason']}" for u in unreadable[:5]),
         )
 
-    details = explainer.explain(items, progress=bool(cfg.get("progress", True)))
+    if explainer is not None:
+        details = explainer.explain(items, progress=bool(cfg.get("progress", True)))
+        stats = explainer.stats
+    else:  # no artifact is named: each Task-2 explanation stays empty, and says no more
+        details, stats = [unnamed_record(index) for index, _ in items], ExplainStats(len(items))
     names_of = {index: str(path) for index, path in files}
     for record in details:
         record["file"] = names_of[record["index"]]
@@ -154,14 +161,14 @@ def explain(cfg: DictConfig) -> dict:
     validate_task2(records, taxonomy.names)
 
     summary = {
-        **explainer.stats.to_dict(),
+        **stats.to_dict(),
         "unreadable": len(unreadable),
         "skipped": len(skipped),
         "predicted_real": predicted_real,
-        "scorer": cfg.scorer.name_or_path,
+        "scorer": cfg.scorer.name_or_path if named else None,
         "vlm": vlm_cfg.name_or_path if vlm_cfg else None,
         "taxonomy": cfg.taxonomy.get("name"),
-        "threshold": cfg.scorer.threshold,
+        "threshold": cfg.scorer.threshold if named else None,
         "detector": str(cfg.detector_ckpt_path) if cfg.get("detector_ckpt_path") else None,
     }
     write_atomic(output, json.dumps(records, indent=2, ensure_ascii=False) + "\n")
@@ -181,13 +188,33 @@ def explain(cfg: DictConfig) -> dict:
     )
     if summary["detector"]:
         print(f"\nDetector attributions: {attributions_dir(output, details_file)}")
+    if named:
+        done = (
+            f"Explained {summary['images']} images ({summary['artifacts']} artifacts: "
+            f"{summary['from_model']} from the model, {summary['fallbacks']} fallbacks)"
+        )
+    else:
+        done = (
+            f"Explained {summary['images']} images by the detector's attributions alone: with "
+            "no CLIP scorer no artifact is named, so every Task-2 explanation is empty"
+        )
     print(
-        f"\nExplained {summary['images']} images ({summary['artifacts']} artifacts: "
-        f"{summary['from_model']} from the model, {summary['fallbacks']} fallbacks); "
-        f"{len(unreadable)} unreadable files skipped.\n  Task-2 output: {output}\n"
+        f"\n{done}; {len(unreadable)} unreadable files skipped.\n  Task-2 output: {output}\n"
         f"  details:       {details_file}"
     )
     return summary
+
+
+def _artifact_explainer(cfg: DictConfig, taxonomy, vlm_cfg):
+    """CLIP (``cfg.scorer``) to name and locate the artifacts, and the VLM (``vlm_cfg``, or
+    none) to explain them."""
+    from pixelproof.explainer.pipeline import ArtifactExplainer
+    from pixelproof.explainer.prompt import DEFAULT_INSTRUCTION
+
+    # a partial, so the Taxonomy object is not turned into a config by instantiate
+    scorer = _build(cfg.scorer, _partial_=True)(taxonomy=taxonomy)
+    vlm = _build(vlm_cfg) if vlm_cfg else None
+    return ArtifactExplainer(scorer, vlm, cfg.get("instruction") or DEFAULT_INSTRUCTION)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="explain")

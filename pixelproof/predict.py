@@ -1,19 +1,22 @@
-"""Run a trained detector over a folder of images: the competition's Task-1 JSON.
+"""Run a trained detector over a folder of images: p(fake) of every image, and the Task-1 JSON.
 
     python -m pixelproof.predict ckpt_path=<ckpt> input_dir=<dir> output=predictions.json
 
-Images are named ``N.<ext>`` (``17.png``); ``output`` gets ``[{"index": N, "prediction":
-"real"|"fake"}, ...]`` sorted by N. Next to it: ``<output>.csv`` (index, path, p_fake, prediction)
-and ``<output>.summary.json`` (threshold, counts, and every file left out with the reason).
-A file that cannot be decoded or is not named ``N.<ext>`` is listed there, never fatal. An
-``output`` whose companions would land on the same path (``output=o.csv``) is refused before any
-work; every file is written whole or not at all, with the umask's permissions.
+Every image of ``input_dir`` is scored, whatever its name, in natural order (``2.png`` before
+``10.png``). ``output`` gets the Task-1 JSON ``[{"index": N, "prediction": "real"|"fake"}, ...]``
+sorted by N, where N follows ``task1_index`` (:mod:`pixelproof.data.task1`): ``name``, the
+competition's ``<N>.<ext>`` (an image named otherwise is scored but not in the JSON, and listed),
+or ``position``. Next to it: ``<output>.csv`` (index, path, p_fake, prediction: every scored
+image, index blank when it has none) and ``<output>.summary.json`` (threshold, counts, every file
+left out and every image not in the JSON, with the reason). A file that cannot be decoded is
+listed there, never fatal. An ``output`` whose companions would land on the same path
+(``output=o.csv``) is refused before any work; every file is written whole or not at all, with
+the umask's permissions.
 """
 
 import csv
 import json
 import logging
-import math
 from pathlib import Path
 
 import hydra
@@ -26,16 +29,11 @@ log = logging.getLogger(__name__)
 
 
 def predict(cfg: DictConfig) -> dict:
-    """Score every ``N.<ext>`` image in ``cfg.input_dir`` and write the Task-1 JSON, the CSV
-    and the summary (each written whole or not at all). Returns the summary."""
-    import torch
-    from torch.utils.data import DataLoader
-    from tqdm.auto import tqdm
-
-    from pixelproof.data.decoding import indexed_images
-    from pixelproof.data.image_dataset import UncheckedImageFiles
-    from pixelproof.models.inference import batch_logits, inference_settings
-    from pixelproof.models.loading import load_trained
+    """Score every image in ``cfg.input_dir`` and write the Task-1 JSON, the CSV and the
+    summary (each written whole or not at all). Returns the summary."""
+    from pixelproof.data.decoding import IMAGE_EXTENSIONS, image_files
+    from pixelproof.data.task1 import task1_indices, task1_text
+    from pixelproof.models.detector import Detector
     from pixelproof.utils.output_paths import predict_files
     from pixelproof.utils.validation import validate
 
@@ -47,44 +45,37 @@ def predict(cfg: DictConfig) -> dict:
         raise FileExistsError(
             f"{existing[0]} exists; pass overwrite=true to replace it, or another output=<file>"
         )
-    indexed, skipped = indexed_images(cfg.input_dir, cfg.recursive)
+    images, skipped = image_files(cfg.input_dir, cfg.recursive)
+    if not images:
+        raise FileNotFoundError(
+            f"input_dir={cfg.input_dir} holds no images ({', '.join(IMAGE_EXTENSIONS)})"
+        )
 
-    trained = load_trained(cfg.ckpt_path)
-    settings = inference_settings(cfg.inference, trained)
-    device, threshold = settings.device, settings.threshold
-    model = trained.model.to(device)
-    paths = [path for _, path in indexed]
-    dataset = UncheckedImageFiles(paths, settings.transform(), settings.image_size)
-    loader = DataLoader(dataset, batch_size=settings.batch_size, num_workers=settings.num_workers)
-
-    probs = torch.full((len(dataset),), float("nan"))
-    for images, positions, errors in tqdm(loader, desc="Predicting", unit="batch"):
-        good = torch.tensor([not e for e in errors])
-        for position, error in zip(positions[~good].tolist(), [e for e in errors if e]):
-            skipped.append((dataset.paths[position], error))
-        if good.any():
-            logits = batch_logits(model, images[good].to(device), settings.crop_size)
-            probs[positions[good]] = logits.float().sigmoid().cpu()
-
-    rows = [
-        (n, path, float(p), "fake" if p >= threshold else "real")
-        for (n, path), p in zip(indexed, probs.tolist())
-        if not math.isnan(p)  # NaN: the file could not be read
-    ]
+    detector = Detector.load(cfg.ckpt_path, **cfg.inference)
+    predictions = detector.predict(images, progress=True)
+    skipped += [(p.path, p.skipped) for p in predictions if not p.scored]
+    indices, no_index = task1_indices(images, cfg.task1_index)
+    rows = [(indices[p.position], p) for p in predictions if p.scored]
+    task1 = [(index, p.verdict) for index, p in rows if index is not None]
     summary = {
         "checkpoint": str(cfg.ckpt_path),
         "input_dir": str(cfg.input_dir),
-        "threshold": threshold,
-        "image_size": settings.image_size,
-        "resize_mode": settings.resize_mode,
+        "threshold": detector.threshold,
+        "image_size": detector.image_size,
+        "resize_mode": detector.resize_mode,
         "predicted": len(rows),
-        "fake": sum(r[3] == "fake" for r in rows),
-        "real": sum(r[3] == "real" for r in rows),
-        "skipped": [{"path": str(p), "reason": why} for p, why in skipped],
+        "fake": sum(p.verdict == "fake" for _, p in rows),
+        "real": sum(p.verdict == "real" for _, p in rows),
+        "skipped": [{"path": str(path), "reason": why} for path, why in skipped],
+        "task1_index": cfg.task1_index,
+        "task1_entries": len(task1),
+        "task1_skipped": [
+            {"path": str(p.path), "reason": no_index[p.position]}
+            for index, p in rows
+            if index is None
+        ],
     }
-    task1 = [{"index": n, "prediction": label} for n, _, _, label in rows]
-    # one entry per line: diff- and grep-friendly, and still one JSON array
-    write_atomic(output, "[\n" + ",\n".join(json.dumps(entry) for entry in task1) + "\n]\n")
+    write_atomic(output, task1_text(task1))
     write_atomic(companions[1], _csv_text(rows))
     write_atomic(companions[2], json.dumps(summary, indent=2) + "\n")
     _report(summary, companions)
@@ -97,22 +88,35 @@ def _csv_text(rows) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["index", "path", "p_fake", "prediction"])
-    writer.writerows([n, path, f"{p:.6f}", label] for n, path, p, label in rows)
+    writer.writerows(
+        ["" if n is None else n, p.path, f"{p.p_fake:.6f}", p.verdict] for n, p in rows
+    )
     return buffer.getvalue()
 
 
 def _report(summary: dict, paths: list[Path]) -> None:
+    rule = "their <N>.<ext> names" if summary["task1_index"] == "name" else "position"
     lines = [
         f"Predicted {summary['predicted']} images: {summary['fake']} fake, {summary['real']} real "
         f"(threshold {summary['threshold']:.4f})",
+        f"Task-1 JSON: {summary['task1_entries']} images, indexed by {rule}",
     ]
-    if summary["skipped"]:
-        lines.append(f"Left out {len(summary['skipped'])} files:")
-        lines += [f"  {s['path']}: {s['reason']}" for s in summary["skipped"][:20]]
-        if len(summary["skipped"]) > 20:
-            lines.append(f"  ... and {len(summary['skipped']) - 20} more (see {paths[2]})")
+    summary_file = paths[2]
+    lines += _listed(summary["task1_skipped"], "Not in the Task-1 JSON: {} files:", summary_file)
+    lines += _listed(summary["skipped"], "Left out {} files:", summary_file)
     lines.append("Written: " + ", ".join(str(p) for p in paths))
     print("\n".join(lines))
+
+
+def _listed(entries: list[dict], heading: str, summary_file: Path) -> list[str]:
+    """``heading`` with the count, then up to 20 ``path: reason`` lines."""
+    if not entries:
+        return []
+    lines = [heading.format(len(entries))]
+    lines += [f"  {e['path']}: {e['reason']}" for e in entries[:20]]
+    if len(entries) > 20:
+        lines.append(f"  ... and {len(entries) - 20} more (see {summary_file})")
+    return lines
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")

@@ -37,6 +37,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from pixelproof.utils.validation import validate
 
     validate(cfg, "train")  # settings, and ckpt_path: an existing checkpoint file
+    from pixelproof.evaluation.journey import check_journey
+
+    check_journey(cfg)  # robustness=journey: its grid, before any work
     import lightning as L
 
     from pixelproof.callbacks.model_config import RecordModelConfig

@@ -27,6 +27,7 @@ PATCH = 8  # PatchNet reads rows and columns [0, PATCH)
 STRIPES = 12  # BandNet's pattern: cos(2 pi * STRIPES * column / 32)
 
 
+@register_part  # checkpoints may build it (pixelproof.models.registry)
 class PatchNet(nn.Module):
     """Fake logit: the high-frequency energy of the top-left 8x8 patch, through a conv stage
     (a Laplacian, ReLU, a strided averaging conv, ReLU, global mean)."""

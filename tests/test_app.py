@@ -109,8 +109,8 @@ def test_the_demo_scores_like_predict(tmp_path, uploads):
     for name, p in scored.items():
         assert p == pytest.approx(predicted[name], abs=1e-6), name
     assert scored["3.png"] == pytest.approx(known_p_fake(crop(mean_above=0.6)), abs=1e-6)
-    # the Task-1 JSON is predict's, indices from the names
-    assert demo.task1(results) == json.loads((tmp_path / "task1.json").read_text())
+    # the Task-1 JSON is predict's, to the byte, indices from the names
+    assert demo.task1(results) == (tmp_path / "task1.json").read_text()
     assert "file names" in notes[-1]
     summary = demo.summary(results, notes)
     assert "Could not read 2 files" in summary and "`notes.txt`" in summary
@@ -125,16 +125,23 @@ def _csv(path):
     return [(row["path"], row["p_fake"]) for row in csv.DictReader(path.open())]
 
 
-def test_indices_fall_back_to_the_upload_order():
+def test_a_misnamed_upload_is_left_out_of_the_task1_json_and_renumbers_nothing():
     from pixelproof.app import Result
 
-    results = [Result(0, "7.png"), Result(1, "cat.png"), Result(2, "x.txt", error="bad")]
-    assert "upload order" in assign_indices(results)
-    assert [r.index for r in results] == [0, 1, None]
-    results = [Result(0, "7.png"), Result(1, "007.jpg")]  # one index twice
-    assert "upload order" in assign_indices(results)
-    results = [Result(0, "7.png"), Result(1, "2.jpg")]
-    assert "file names" in assign_indices(results) and [r.index for r in results] == [7, 2]
+    names = ["7.png", "cat.png", "x.txt", "2.jpg", "007.jpg"]
+    results = [Result(i, name, verdict="fake") for i, name in enumerate(names)]
+    results[2].error = "not an image"
+    note = assign_indices(results)  # predict's rule: N of <N>.<ext>
+    assert [r.index for r in results] == [7, None, None, 2, None]
+    assert "file names" in note and "`cat.png` (not named <N>.<ext>" in note
+    assert "`007.jpg` (index 7 already taken by 7.png)" in note and "x.txt" not in note
+    assert json.loads(DetectorDemo.task1(results)) == [
+        {"index": 2, "prediction": "fake"},
+        {"index": 7, "prediction": "fake"},
+    ]
+    assert "upload order" in assign_indices(results, "position")
+    assert [r.index for r in results] == [0, 1, 2, 3, 4]
+    assert [e["index"] for e in json.loads(DetectorDemo.task1(results))] == [0, 1, 3, 4]
 
 
 def test_the_gauge_finds_the_smallest_flipping_eps():

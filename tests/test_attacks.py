@@ -56,7 +56,10 @@ def test_attack_spec_parses_configs_and_defaults_alpha():
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"name": "cw", "eps": 0.1}, r"attack=fgsm\|fgsm_rs\|pgd\|pgd_l2\|tpgd\|nfgsm\|apgd\|square"),
+        (
+            {"name": "cw", "eps": 0.1},
+            r"attack=fgsm\|fgsm_rs\|pgd\|pgd_l2\|tpgd\|nfgsm\|apgd\|square",
+        ),
         ({"name": "pgd", "eps": 8}, r"attack.eps=8/255"),
         ({"name": "pgd", "eps": "eight"}, "not a number"),
         ({"name": "pgd"}, "needs an eps"),

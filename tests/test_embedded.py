@@ -12,7 +12,7 @@ from PIL import Image
 
 from pixelproof.data import embedded
 from pixelproof.data.embedded import VERSION, build_embedded_dataset, fake_sources
-from pixelproof.evaluation.generator_table import UNSEEN_SOURCES
+from pixelproof.data.layouts import UNSEEN_SOURCES
 from pixelproof.generators import zoo
 from pixelproof.photographs import photo_names
 

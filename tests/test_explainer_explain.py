@@ -180,3 +180,46 @@ def test_explain_without_a_vlm(tmp_path, images, clip_dir):
     assert summary["vlm"] is None and summary["fallbacks"] == summary["artifacts"] == 4
     text = next(iter(records[0]["explanation"].values()))
     assert text.startswith("The artifact detector found ") and "CLIP score" in text
+
+
+def test_explain_with_the_detector_alone_names_no_artifact(tmp_path, images):
+    """No CLIP (scorer=null): the detector's attributions, and an empty Task-2 explanation per
+    image, not a made-up artifact; the VLM (idefics2 by default, not on disk) is not loaded."""
+    import known_detector
+
+    ckpt = known_detector.save_checkpoint(tmp_path / "known.ckpt", threshold=0.5)
+    known_detector.write_grey(images / "9.png", 204)  # p(fake) 0.8
+    cfg = compose_config(
+        "explain",
+        f"input_dir={images}",
+        f"output={tmp_path / 'out' / 'task2.json'}",
+        f"paths.root_dir={tmp_path}",
+        "progress=false",
+        "scorer=null",
+        f"detector_ckpt_path={ckpt}",
+        "inference.device=cpu",
+        "attribution.ig_steps=4",
+    )
+    summary = explain(cfg)
+    records = json.loads((tmp_path / "out" / "task2.json").read_text())
+    details = json.loads((tmp_path / "out" / "task2.details.json").read_text())
+    validate_task2(records, full_taxonomy().names)
+    assert records == [{"index": i, "explanation": {}} for i in (0, 1, 2, 5, 9)]
+    assert summary["scorer"] is None and summary["vlm"] is None and summary["artifacts"] == 0
+    assert summary["images"] == 5 and summary["unreadable"] == 1
+    detector = {d["index"]: d["detector"] for d in details["images"]}
+    assert detector[9]["p_fake"] == pytest.approx(0.8, abs=1e-5)
+    assert detector[9]["prediction"] == "fake" and len(detector[9]["bands"]) == 8
+    assert all(d["artifacts"] == [] for d in details["images"])
+    assert (tmp_path / "out" / "task2.attributions" / "9.png").is_file()
+
+
+def test_explain_with_nothing_to_explain_is_refused_in_one_line(tmp_path, images):
+    from pixelproof.utils.validation import ConfigError
+
+    for no_clip in ("scorer=null", "scorer.name_or_path=null"):
+        cfg = compose_config(
+            "explain", f"input_dir={images}", f"output={tmp_path / 'o.json'}", no_clip
+        )
+        with pytest.raises(ConfigError, match="scorer=null and no detector_ckpt_path"):
+            explain(cfg)

@@ -10,7 +10,7 @@ from image_factory import make_image
 from omegaconf import OmegaConf
 
 from pixelproof.data.decoding import indexed_images
-from pixelproof.explainer.inputs import read_predictions
+from pixelproof.data.task1 import read_predictions
 from pixelproof.explainer.localisation import describe_region, locate
 from pixelproof.explainer.schema import validate_task2
 from pixelproof.explainer.taxonomy import Taxonomy

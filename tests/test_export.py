@@ -208,3 +208,21 @@ def test_bad_format_and_a_mismatching_export_are_refused(tmp_path, checkpoints, 
     monkeypatch.setattr(Detector, "logits", lambda self, batch: np.zeros(len(batch), np.float32))
     with pytest.raises(ExportError, match="do not deploy it"):
         export(checkpoints["rine"], tmp_path / "drift", "format=torchscript")
+
+
+def test_runner_lists_a_folder_in_natural_order(tmp_path):
+    """2.png before 10.png (text order puts 10 first), as pixelproof.predict lists them."""
+    from pixelproof.deploy.run_detector import score_folder
+
+    for name in ["10.png", "2.png", "1.png", "cat.png", "100.jpg"]:
+        Image.new("RGB", (32, 32)).save(tmp_path / name)
+
+    class ZeroLogits:  # a model that scores every image 0.5: only the order is under test
+        config = {"image_size": 32, "resize_mode": "resize"}
+
+        def logits(self, batch):
+            return np.zeros(len(batch), np.float32)
+
+    scores, skipped = score_folder(ZeroLogits(), tmp_path, batch_size=2)
+    assert [p.name for p, _ in scores] == ["1.png", "2.png", "10.png", "100.jpg", "cat.png"]
+    assert skipped == [] and {p for _, p in scores} == {0.5}

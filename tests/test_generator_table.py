@@ -6,8 +6,8 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score
 
+from pixelproof.data.layouts import UNSEEN_SOURCES
 from pixelproof.evaluation.generator_table import (
-    UNSEEN_SOURCES,
     generator_row,
     generator_table,
     mean_row,

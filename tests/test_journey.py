@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from pixelproof.evaluation.journey import (
     Cell,
     blur,
+    check_journey,
     crop,
     image_rng,
     journey_settings,
@@ -370,6 +371,7 @@ def test_bad_journey_settings_are_refused_in_one_line(override, message, tmp_pat
     )  # fmt: skip
     with pytest.raises(ConfigError) as raised:
         validate(cfg, "eval")
+        check_journey(cfg)  # what pixelproof.eval checks next, before any work
     assert message in str(raised.value) and "\n" not in str(raised.value)
     assert not (tmp_path / "eval").exists()
 

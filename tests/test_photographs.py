@@ -134,7 +134,10 @@ def test_parse_row_takes_a_good_row():
     ("change", "message"),
     [
         ({"name": "Cat"}, r"bad name 'Cat'"),
-        ({"split": "holdout"}, r"cat: split 'holdout' is not one of train, val, test, unseen_val, unseen_test"),
+        (
+            {"split": "holdout"},
+            r"cat: split 'holdout' is not one of train, val, test, unseen_val, unseen_test",
+        ),
         ({"source": "conda"}, r"cat: source 'conda' is not one of deb, wheel"),
         ({"licence": " "}, r"cat: empty licence"),
         ({"author": "", "package": ""}, r"cat: empty package, author"),

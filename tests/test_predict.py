@@ -1,4 +1,5 @@
-"""pixelproof.predict: the Task-1 JSON, exact and sorted, from a folder of good and bad files."""
+"""pixelproof.predict: every image scored whatever its name, in natural order; the Task-1 JSON,
+exact and sorted, by either index rule; bad files listed."""
 
 import csv
 import json
@@ -42,7 +43,7 @@ def predict_config(tmp_path, folder, *extra):
     )
 
 
-def test_task1_json_is_exact_and_sorted_and_bad_files_are_listed(tmp_path, mixed_folder):
+def test_every_image_is_scored_and_the_task1_json_is_exact_and_sorted(tmp_path, mixed_folder):
     known_detector.save_checkpoint(tmp_path / "known.ckpt", threshold=0.5)
     summary = predict(predict_config(tmp_path, mixed_folder))
     out = tmp_path / "out"
@@ -52,16 +53,40 @@ def test_task1_json_is_exact_and_sorted_and_bad_files_are_listed(tmp_path, mixed
         {"index": 10, "prediction": "fake"},
     ]
     rows = list(csv.DictReader((out / "task1.csv").open()))
-    assert [r["index"] for r in rows] == ["0", "2", "10"]
-    assert float(rows[1]["p_fake"]) == pytest.approx(0.6, abs=1e-5)
-    assert rows[0]["path"].endswith("0.jpg")
+    # every readable image, misnamed or not, in natural order; the index where it has one
+    names = [r["path"].rsplit("/", 1)[1] for r in rows]
+    assert names == ["0.jpg", "002.png", "2.png", "10.png", "cat.png"]
+    assert [r["index"] for r in rows] == ["0", "", "2", "10", ""]
+    assert [float(r["p_fake"]) for r in rows] == pytest.approx(
+        [51 / 255, 10 / 255, 0.6, 230 / 255, 10 / 255],
+        abs=2e-3,  # 0.jpg: JPEG, and resized
+    )
+    assert [r["prediction"] for r in rows] == ["real", "real", "fake", "fake", "real"]
     reasons = {s["path"].rsplit("/", 1)[1]: s["reason"] for s in summary["skipped"]}
-    assert set(reasons) == {"3.png", "4.png", "cat.png", "002.png", "notes.txt"}
-    assert "empty" in reasons["4.png"]
-    assert "no index" in reasons["cat.png"]
-    assert "index 2 already taken" in reasons["002.png"]
-    assert summary["predicted"] == 3 and summary["fake"] == 2 and summary["real"] == 1
+    assert set(reasons) == {"3.png", "4.png", "notes.txt"}
+    assert "empty" in reasons["4.png"] and "truncated" in reasons["3.png"]
+    unindexed = {s["path"].rsplit("/", 1)[1]: s["reason"] for s in summary["task1_skipped"]}
+    assert set(unindexed) == {"cat.png", "002.png"}
+    assert "no index" in unindexed["cat.png"]
+    assert "index 2 already taken" in unindexed["002.png"]
+    assert summary["predicted"] == 5 and summary["fake"] == 2 and summary["real"] == 3
+    assert summary["task1_index"] == "name" and summary["task1_entries"] == 3
     assert json.loads((out / "task1.summary.json").read_text()) == summary
+
+
+def test_task1_index_by_position(tmp_path, mixed_folder):
+    known_detector.save_checkpoint(tmp_path / "known.ckpt", threshold=0.5)
+    summary = predict(predict_config(tmp_path, mixed_folder, "task1_index=position"))
+    task1 = json.loads((tmp_path / "out" / "task1.json").read_text())
+    # the images in natural order: 0.jpg 002.png 2.png 3.png 4.png 10.png cat.png; 3 and 4 bad
+    assert task1 == [
+        {"index": 0, "prediction": "real"},
+        {"index": 1, "prediction": "real"},
+        {"index": 2, "prediction": "fake"},
+        {"index": 5, "prediction": "fake"},
+        {"index": 6, "prediction": "real"},
+    ]
+    assert summary["task1_skipped"] == [] and summary["task1_entries"] == 5
 
 
 def test_threshold_comes_from_the_checkpoint_unless_overridden(tmp_path, mixed_folder):
@@ -87,8 +112,11 @@ def test_folder_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="is not a folder"):
         indexed_images(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
-    known_detector.save_checkpoint(tmp_path / "known.ckpt")
+    (tmp_path / "empty" / "notes.txt").write_text("not an image")
     with pytest.raises(FileNotFoundError, match="holds no images named <N>.<ext>"):
+        indexed_images(tmp_path / "empty")
+    known_detector.save_checkpoint(tmp_path / "known.ckpt")
+    with pytest.raises(FileNotFoundError, match=r"holds no images \(\.png"):
         predict(predict_config(tmp_path, tmp_path / "empty"))
 
 
@@ -121,6 +149,8 @@ def test_command_line(tmp_path, mixed_folder):
         },
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "Predicted 3 images: 2 fake, 1 real" in result.stdout
-    assert "Left out 5 files" in result.stdout
+    assert "Predicted 5 images: 2 fake, 3 real" in result.stdout
+    assert "Task-1 JSON: 3 images, indexed by their <N>.<ext> names" in result.stdout
+    assert "Not in the Task-1 JSON: 2 files" in result.stdout
+    assert "Left out 3 files" in result.stdout
     assert [r["index"] for r in json.loads(output.read_text())] == [0, 2, 10]

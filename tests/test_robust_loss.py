@@ -10,9 +10,9 @@ from lightning import Callback
 from test_adversarial_callback import EPS, clean_batch, fit
 
 from pixelproof.attacks.craft import craft
+from pixelproof.attacks.robust_loss import bernoulli_kl, mart_loss, trades_term
 from pixelproof.attacks.spec import AttackSpec
 from pixelproof.callbacks.adversarial_augmentation import AdversarialAugmentation
-from pixelproof.models.components.robust_loss import bernoulli_kl, mart_loss, trades_term
 
 LN3 = math.log(3)  # sigmoid(ln 3) = 0.75
 

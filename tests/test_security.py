@@ -303,12 +303,12 @@ def test_explain_refuses_to_write_over_its_images(tmp_path, inputs):
 
 
 def test_export_refuses_to_write_over_its_checkpoint(tmp_path):
+    from pixelproof.deploy.exporter import refuse_overwriting_the_checkpoint
+
     ckpt = known_detector.save_checkpoint(tmp_path / "export" / "model.pt")
-    cfg = compose_config(
-        "export", f"ckpt_path={ckpt}", f"output_dir={ckpt.parent}", f"paths.root_dir={tmp_path}"
-    )
-    with pytest.raises(ConfigError, match="is ckpt_path="):
-        validate(cfg, "export")
+    with pytest.raises(ValueError, match="is ckpt_path="):
+        refuse_overwriting_the_checkpoint(ckpt.parent, str(ckpt))
+    refuse_overwriting_the_checkpoint(tmp_path / "elsewhere", str(ckpt))  # fine
 
 
 def test_eval_refuses_a_run_directory_inside_the_data_it_reads(tmp_path, inputs):

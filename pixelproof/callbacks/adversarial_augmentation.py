@@ -18,8 +18,8 @@ from lightning import Callback
 
 from pixelproof.attacks.craft import craft
 from pixelproof.attacks.module_modes import eval_mode
+from pixelproof.attacks.robust_loss import LOSSES, mart_loss, trades_term
 from pixelproof.attacks.spec import ATTACKS, CHOOSE, AttackSpec, attack_spec
-from pixelproof.models.components.robust_loss import LOSSES, mart_loss, trades_term
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class AdversarialAugmentation(Callback):
         loss: ``ce``: the model trains on the batch with its attacked samples (plain
             adversarial training, ``mode`` says how); ``trades`` or ``mart``: the batch stays
             clean and the adversarial examples enter the loss
-            (:mod:`pixelproof.models.components.robust_loss`): TRADES adds ``beta`` x
+            (:mod:`pixelproof.attacks.robust_loss`): TRADES adds ``beta`` x
             KL(clean || adversarial) to the model's own loss; MART replaces it by its loss on
             the pair (a detector's extra terms, such as RINE's SupCon, are then left out). Both
             attack every image (``fraction`` 1); TRADES crafts with ``attack=tpgd`` in the paper.

@@ -6,9 +6,12 @@ the same pixels wherever it is scored. It needs only numpy and Pillow: ``export`
 very file beside the exported model (as ``decoding.py``), and a test checks the copy is equal.
 
 - :data:`IMAGE_EXTENSIONS`: the one list of file extensions read as images.
-- :func:`load_rgb`: any pixel mode to 8-bit RGB; bad files raise :class:`BadImageError`.
+- :func:`load_rgb`: any pixel mode to 8-bit RGB; bad files raise :class:`BadImageError`
+  (:func:`to_rgb`: the same conversion for an image already in memory).
 - :func:`fit`: the resize policy (``resize``, ``center_crop`` or ``none``).
-- :func:`image_files` / :func:`indexed_images`: the images of a folder, and those named
+- :func:`image_files`: the images of a folder, in natural order (:func:`natural_key`: ``2.png``
+  before ``10.png``), whatever their names.
+- :func:`index_by_name` / :func:`indexed_images`: the competition's rule, images named
   ``<N>.<ext>`` by index N. **Duplicate indices** (``7.png`` and ``007.png``, or ``7.png`` and
   ``7.jpg``): the file whose stem is exactly ``N`` wins, ties go to the first name in sorted
   order; every other file is reported as skipped, never dropped silently and never fatal.
@@ -16,6 +19,8 @@ very file beside the exported model (as ``decoding.py``), and a test checks the 
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -78,7 +83,7 @@ def load_rgb(path: str | Path, max_pixels: int | None = None) -> Image.Image:
                     f"{max_pixels / 1e6:.1f} MP allowed (max_pixels); downscale it first",
                 )
             im.load()
-            return _to_rgb(im)
+            return to_rgb(im)
     except BadImageError:
         raise
     except Exception as err:  # decoders raise many exception types for corrupt data
@@ -101,7 +106,9 @@ def _describe(err: Exception) -> str:
     return f"cannot decode the image ({type(err).__name__}: {text})" if text else type(err).__name__
 
 
-def _to_rgb(im: Image.Image) -> Image.Image:
+def to_rgb(im: Image.Image) -> Image.Image:
+    """``im`` as 8-bit RGB by the conversions :func:`load_rgb` documents (``im`` itself when it
+    is RGB already)."""
     mode = im.mode
     if mode == "RGB":
         return im
@@ -189,8 +196,16 @@ def fit(image: Image.Image, size: int, mode: str) -> Image.Image:
 # ------------------------------------------------------------------------------------ folders
 
 
+def natural_key(path: str | Path) -> tuple[list, str]:
+    """Sort key of natural order: runs of digits compare as numbers (``2.png`` before
+    ``10.png``, unlike text order), the rest as case-folded text; ties by the exact text."""
+    text = str(path)
+    parts = re.split(r"(\d+)", text)  # text at even positions, digit runs at odd ones
+    return [int(part) if i % 2 else part.casefold() for i, part in enumerate(parts)], text
+
+
 def image_files(folder: str | Path, recursive: bool = False) -> tuple[list[Path], list[tuple]]:
-    """``([image paths, sorted], [(path, why left out)])`` for the files in ``folder``.
+    """``([image paths, in natural order], [(path, why left out)])`` for the files in ``folder``.
 
     Hidden files are ignored; a file whose extension is not in :data:`IMAGE_EXTENSIONS` is left
     out with its reason. With ``recursive``, sub-folders are searched too.
@@ -199,7 +214,7 @@ def image_files(folder: str | Path, recursive: bool = False) -> tuple[list[Path]
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder of images")
     images, skipped = [], []
-    for path in sorted(folder.glob("**/*" if recursive else "*")):
+    for path in sorted(folder.glob("**/*" if recursive else "*"), key=natural_key):
         if path.name.startswith(".") or not path.is_file():
             continue
         if path.suffix.lower() in IMAGE_EXTENSIONS:
@@ -209,31 +224,43 @@ def image_files(folder: str | Path, recursive: bool = False) -> tuple[list[Path]
     return images, skipped
 
 
+def index_by_name(paths: Sequence[str | Path]) -> tuple[dict[int, int], dict[int, str]]:
+    """``({N: position in paths}, {position: why it has no index})``: the competition's rule,
+    index N for a file named ``<N>.<ext>``. Duplicate indices: see the module doc."""
+    candidates: dict[int, list[int]] = {}
+    reasons: dict[int, str] = {}
+    for position, path in enumerate(paths):
+        stem = Path(path).stem
+        if stem.isdigit():
+            candidates.setdefault(int(stem), []).append(position)
+        else:
+            reasons[position] = "not named <N>.<ext>, so it has no index"
+    found: dict[int, int] = {}
+    for index, positions in candidates.items():
+        names = {p: Path(paths[p]) for p in positions}
+        positions.sort(key=lambda p: (names[p].stem != str(index), names[p].name))
+        found[index] = positions[0]
+        for p in positions[1:]:
+            reasons[p] = f"index {index} already taken by {names[positions[0]].name}"
+    return found, reasons
+
+
 def indexed_images(
     folder: str | Path, recursive: bool = False, option: str = "input_dir"
 ) -> tuple[list[tuple[int, Path]], list[tuple[Path, str]]]:
     """``([(N, path)] sorted by N, [(path, why left out)])`` for the images named ``<N>.<ext>``
-    in ``folder`` (the Task-1 / Task-2 input layout). Duplicate indices: see the module doc.
-    ``option`` names the setting that holds ``folder`` in the errors: a missing folder, or one
-    with no indexed image at all."""
+    in ``folder`` (the Task-2 input layout, and Task-1's by default). Duplicate indices: see the
+    module doc. ``option`` names the setting that holds ``folder`` in the errors: a missing
+    folder, or one with no indexed image at all."""
     if not Path(folder).expanduser().is_dir():
         raise FileNotFoundError(
             f"{option}={folder} is not a folder; pass a folder of images named <N>.<ext>"
         )
     images, skipped = image_files(folder, recursive)
-    candidates: dict[int, list[Path]] = {}
-    for path in images:
-        if path.stem.isdigit():
-            candidates.setdefault(int(path.stem), []).append(path)
-        else:
-            skipped.append((path, "not named <N>.<ext>, so it has no index"))
-    if not candidates:
+    found, reasons = index_by_name(images)
+    if not found:
         raise FileNotFoundError(
             f"{option}={folder} holds no images named <N>.<ext> ({', '.join(IMAGE_EXTENSIONS)})"
         )
-    found: dict[int, Path] = {}
-    for index, paths in candidates.items():
-        paths.sort(key=lambda p: (p.stem != str(index), p.name))
-        found[index] = paths[0]
-        skipped += [(p, f"index {index} already taken by {paths[0].name}") for p in paths[1:]]
-    return sorted(found.items()), skipped
+    skipped += [(images[position], why) for position, why in reasons.items()]
+    return sorted((index, images[position]) for index, position in found.items()), skipped

@@ -48,8 +48,8 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from pixelproof.data.layouts import UNSEEN_SOURCES
 from pixelproof.data.simulated_traces import SIMULATIONS
-from pixelproof.evaluation.generator_table import UNSEEN_SOURCES
 from pixelproof.generators import zoo
 from pixelproof.photographs import load_photo, photo_names, random_crop
 from pixelproof.utils.atomic import atomic_open, write_atomic

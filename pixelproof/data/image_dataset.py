@@ -137,30 +137,6 @@ class ImageFileDataset(Dataset):
         return image.float() / 255, torch.tensor(sample.label, dtype=torch.float32)
 
 
-class UncheckedImageFiles(Dataset):
-    """Unlabelled image files decoded on access, for scoring folders of any size: items are
-    ``(image, position, error)``, and an unreadable file gives a blank image and its error, so
-    one bad file never stops a 100k-image run.
-
-    Args:
-        paths: the files. transform: PIL RGB image -> float tensor [3, S, S].
-        image_size: S, the side of the blank image that stands in for a bad file.
-    """
-
-    def __init__(self, paths: Sequence[Path], transform, image_size: int) -> None:
-        self.paths, self.transform = list(paths), transform
-        self.blank = torch.zeros(3, image_size, image_size)
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, position: int) -> tuple[torch.Tensor, int, str]:
-        try:
-            return self.transform(load_rgb(self.paths[position])), position, ""
-        except (BadImageError, ValueError) as err:
-            return self.blank, position, str(getattr(err, "reason", err))
-
-
 def _common_folder(paths: Sequence[Path]) -> Path:
     try:
         return Path(os.path.commonpath([str(p.parent) for p in paths]))

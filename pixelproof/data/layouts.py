@@ -31,6 +31,10 @@ from pathlib import Path
 
 from pixelproof.data.decoding import IMAGE_EXTENSIONS
 
+# the per-generator test set of reals from sources nothing trained on, against fakes of every
+# generator (the embedded dataset writes it): a row of the per-generator table, not a generator
+UNSEEN_SOURCES = "unseen_sources"
+
 log = logging.getLogger("pixelproof.data")
 
 REAL, FAKE = 0, 1

@@ -33,17 +33,31 @@ from omegaconf import DictConfig
 from torch import nn
 
 from pixelproof.deploy.run_detector import MODEL_FILES
-from pixelproof.utils.output_paths import EXPORT_RUNNER_FILES
+from pixelproof.utils.output_paths import input_clash
 
 log = logging.getLogger(__name__)
 
-# copied into every export directory (named in output_paths, so the settings check knows them):
-# the runner and the image decoder it imports
-_RUNNER_SOURCES = (
-    Path(__file__).with_name("run_detector.py"),
-    Path(__file__).parents[1] / "data" / "decoding.py",
-)
-RUNNER_FILES = dict(zip(EXPORT_RUNNER_FILES, _RUNNER_SOURCES))
+# copied into every export directory: the runner and the image decoder it imports
+RUNNER_FILES = {
+    "run_detector.py": Path(__file__).with_name("run_detector.py"),
+    "decoding.py": Path(__file__).parents[1] / "data" / "decoding.py",
+}
+
+
+def export_files(out: Path) -> list[tuple[str, Path]]:
+    """Every file an export into ``out`` may write, named."""
+    names = [*MODEL_FILES.values(), "preprocess.json", *RUNNER_FILES]
+    return [(f"the export's {name}", out / name) for name in names]
+
+
+def refuse_overwriting_the_checkpoint(out: Path, ckpt_path: str) -> None:
+    """No file the export writes may be the checkpoint it reads (or a link to it)."""
+    clash = input_clash(export_files(out), [("ckpt_path", Path(ckpt_path))], [])
+    if clash:
+        raise ValueError(
+            f"output_dir: {clash}; an output never replaces an input (whatever overwrite says): "
+            "pass another output_dir"
+        )
 
 
 class ExportError(RuntimeError):
@@ -169,16 +183,17 @@ def compare(net: nn.Module, folder: Path, images: torch.Tensor, threshold: float
 
 def export_checkpoint(cfg: DictConfig) -> dict:
     """Export ``cfg.ckpt_path`` into ``cfg.output_dir``; returns what ``preprocess.json`` holds."""
-    from pixelproof.models.inference import inference_settings
-    from pixelproof.models.loading import load_trained
+    from pixelproof.models.detector import Detector
 
     fmt = check_format(cfg.format)
     if fmt == "onnx":  # all of the extra, before any work (the parity check runs onnxruntime)
         _require("onnx", "onnxscript", "onnxruntime")
     out = Path(cfg.output_dir)
-    trained = load_trained(cfg.ckpt_path)
-    settings = inference_settings(cfg.inference, trained)
-    model, threshold = trained.model, settings.threshold
+    refuse_overwriting_the_checkpoint(out, cfg.ckpt_path)
+    # traced and checked on the CPU, where the exported runner runs
+    detector = Detector.load(cfg.ckpt_path, **{**cfg.inference, "device": "cpu"})
+    trained, settings = detector.trained, detector.settings
+    model, threshold = detector.model, detector.threshold
     model_file = export_net(
         model.net, out / MODEL_FILES[fmt], fmt, settings.image_size, cfg.opset, cfg.quantize
     )

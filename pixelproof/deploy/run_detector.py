@@ -6,11 +6,12 @@ pixelproof, Lightning or Hydra:
 
     python run_detector.py <image_dir> [--output scores.csv] [--batch-size 256] [--threshold T]
 
-Writes one CSV row per image (``path,p_fake,prediction``, sorted by path) to ``--output`` (or
-stdout). Files that cannot be decoded are reported on stderr and left out, never fatal.
-Pre-processing is pixelproof's own: ``decoding.py``, written beside this file by the export, is
-a copy of ``pixelproof/data/decoding.py`` (the same RGB conversions, resize policy and list of
-image extensions), then values in [0, 1]; the model normalises internally and returns logits.
+Writes one CSV row per image (``path,p_fake,prediction``, in natural order: ``2.png`` before
+``10.png``, as ``pixelproof.predict`` lists them) to ``--output`` (or stdout). Files that cannot
+be decoded are reported on stderr and left out, never fatal. Pre-processing is pixelproof's own:
+``decoding.py``, written beside this file by the export, is a copy of
+``pixelproof/data/decoding.py`` (the same RGB conversions, resize policy, list of image extensions
+and order of files), then values in [0, 1]; the model normalises internally and returns logits.
 """
 
 import argparse
@@ -97,7 +98,8 @@ class Detector:
 
 
 def score_folder(detector: Detector, folder: Path, batch_size: int):
-    """``([(path, p_fake)] sorted by path, [(path, why skipped)])`` for the images in ``folder``."""
+    """``([(path, p_fake)] in natural order, [(path, why skipped)])`` for the images in
+    ``folder`` (listed by ``decoding.image_files``, as ``pixelproof.predict`` lists them)."""
     size, mode = detector.config["image_size"], detector.config["resize_mode"]
     paths, skipped = image_files(folder)
     scores = []

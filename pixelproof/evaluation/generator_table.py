@@ -24,10 +24,10 @@ from torchmetrics.functional.classification import (
     binary_specificity,
 )
 
+from pixelproof.data.layouts import UNSEEN_SOURCES
 from pixelproof.evaluation.thresholds import best_accuracy
 
 MEAN = "mean"
-UNSEEN_SOURCES = "unseen_sources"
 # column -> header in the markdown table
 METRIC_HEADERS = {
     "acc": "ACC@0.5",

@@ -320,3 +320,16 @@ def journey_settings(cfg: Mapping) -> JourneySettings:
     ):
         raise ValueError(f"robustness.max_batches={max_batches!r}: must be a whole number >= 1")
     return JourneySettings(tuple(parse_cells(cfg.get("cells"))), seed, max_batches)
+
+
+def check_journey(cfg: Mapping) -> None:
+    """For entry points: a run config whose ``robustness`` is a journey must describe a valid
+    grid; :class:`~pixelproof.utils.validation.ConfigError` (one line, exit 2) otherwise."""
+    from pixelproof.utils.validation import ConfigError
+
+    robustness = cfg.get("robustness")
+    if robustness and robustness.get("protocol") == "journey":
+        try:
+            journey_settings(robustness)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None

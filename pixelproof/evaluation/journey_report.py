@@ -30,9 +30,10 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from pixelproof.attacks.module_modes import eval_mode
-from pixelproof.evaluation.generator_table import MEAN, UNSEEN_SOURCES, generator_row, mean_row
+from pixelproof.data.layouts import UNSEEN_SOURCES
+from pixelproof.evaluation.generator_table import MEAN, generator_row, mean_row
 from pixelproof.evaluation.journey import Cell, image_rng, journey_settings
-from pixelproof.models.inference import batch_logits
+from pixelproof.evaluation.ten_crop import batch_logits
 
 log = logging.getLogger(__name__)
 

@@ -109,6 +109,18 @@ class ArtifactExplainer:
         }
 
 
+def unnamed_record(index: int) -> dict:
+    """The detail record of an image whose artifacts nothing named (no CLIP scorer): no artifact
+    and no answer, so its Task-2 explanation is empty rather than made up."""
+    return {
+        "index": index,
+        "artifacts": [],
+        "model_answer": None,
+        "ignored_keys": [],
+        "duplicate_keys": [],
+    }
+
+
 def task2_record(detail: dict) -> dict:
     """The Task-2 entry of a detail record: ``{"index": N, "explanation": {name: why}}``."""
     return {

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torchvision.transforms.v2.functional import ten_crop
 from tqdm.auto import tqdm
 
+from pixelproof.evaluation.ten_crop import batch_logits
 from pixelproof.models.loading import TrainedDetector
 
 log = logging.getLogger(__name__)
@@ -19,20 +19,6 @@ def pick_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
-
-
-@torch.inference_mode()
-def batch_logits(model: nn.Module, images: torch.Tensor, crop_size: int | None = None):
-    """Logits ``[B]``; with ``crop_size``, the mean logit over the ten crops (four corners,
-    centre, and their mirror images), RINE's protocol for Synthbuster, in one forward pass."""
-    if crop_size is None:
-        return model(images)
-    if crop_size > min(images.shape[-2:]):
-        raise ValueError(
-            f"eval.crop_size={crop_size} is larger than the images ({tuple(images.shape[-2:])})"
-        )
-    crops = torch.cat(ten_crop(images, [crop_size, crop_size]))  # [10B, 3, c, c], crop-major
-    return model(crops).view(10, images.shape[0]).mean(0)
 
 
 def score_loader(
@@ -68,6 +54,31 @@ class InferenceSettings:
         from pixelproof.data.transforms import build_transform
 
         return build_transform(self.image_size, self.resize_mode)
+
+
+#: ``conf/inference/default.yaml``, for a detector loaded from Python (``Detector.load``)
+DEFAULTS = {
+    "threshold": None,
+    "image_size": None,
+    "resize_mode": None,
+    "device": "auto",
+    "batch_size": 256,
+    "num_workers": 0,
+    "ten_crop": False,
+    "crop_size": 28,
+}
+
+
+def inference_config(overrides: Mapping) -> dict:
+    """:data:`DEFAULTS` with ``overrides``; a key that is no inference setting raises
+    ``TypeError`` naming the ones there are (a misspelt ``treshold`` must not pass silently)."""
+    unknown = sorted(set(overrides) - set(DEFAULTS))
+    if unknown:
+        raise TypeError(
+            f"unknown inference setting(s) {', '.join(unknown)}; the settings are "
+            f"{', '.join(DEFAULTS)}"
+        )
+    return {**DEFAULTS, **overrides}
 
 
 def resolve_threshold(threshold: float | None, model: nn.Module) -> float:

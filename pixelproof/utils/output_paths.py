@@ -6,12 +6,6 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from pixelproof.deploy.run_detector import MODEL_FILES as EXPORT_MODEL_FILES
-
-# what ``pixelproof.export`` writes into its output_dir beside the model file and
-# preprocess.json: the standalone runner and the image decoder it imports
-EXPORT_RUNNER_FILES = ("run_detector.py", "decoding.py")
-
 
 def predict_files(output: Path) -> list[tuple[str, Path]]:
     """What ``predict output=<file>`` writes: the Task-1 JSON, its CSV and its summary, named."""
@@ -25,12 +19,6 @@ def predict_files(output: Path) -> list[tuple[str, Path]]:
 def explain_details_path(output: Path, details_output: str | None) -> Path:
     """Where ``explain`` writes its details: ``details_output``, else beside ``output``."""
     return Path(details_output) if details_output else output.with_suffix(".details.json")
-
-
-def export_files(output_dir: Path) -> list[tuple[str, Path]]:
-    """What ``export output_dir=<dir>`` may write, named."""
-    names = [*EXPORT_MODEL_FILES.values(), "preprocess.json", *EXPORT_RUNNER_FILES]
-    return [(f"the export's {name}", output_dir / name) for name in names]
 
 
 def input_clash(

@@ -24,7 +24,6 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from pixelproof.utils.output_paths import (
     explain_details_path,
-    export_files,
     input_clash,
     predict_files,
 )
@@ -136,6 +135,7 @@ CHECKS: dict[str, tuple[Callable[[Any], str | None], str]] = {
     "trainer.max_steps": (epochs, "2500"),
     "threads": (positive_int, "2"),
     "max_pixels": (optional(positive_int), "100000000"),
+    "task1_index": (choice("name", "position"), "name"),
     "inference.threshold": (optional(probability), "0.5"),
     "inference.image_size": (optional(positive_int), "32"),
     "inference.batch_size": (positive_int, "256"),
@@ -157,7 +157,7 @@ CHECKS: dict[str, tuple[Callable[[Any], str | None], str]] = {
 INPUTS: dict[str, tuple[str, str]] = {
     "ckpt_path": ("checkpoint", "a checkpoint written by pixelproof.train"),
     "detector_ckpt_path": ("checkpoint", "a checkpoint written by pixelproof.train"),
-    "input_dir": ("dir", "a folder of images named <index>.<ext>"),
+    "input_dir": ("dir", "a folder of images"),
     "predictions": ("file", "a Task-1 JSON written by pixelproof.predict"),
     "robustness.source_ckpt_path": ("checkpoint", "a checkpoint written by pixelproof.train"),
 }
@@ -193,13 +193,11 @@ def validate(cfg: DictConfig, task: str | None = None, run_dir: str | None = Non
                 f"details_output={details} is also output={output}: the Task-2 file and its "
                 "details would overwrite each other; pass another details_output (or null)"
             )
-    if _get(cfg, "robustness.protocol") == "journey":  # the grid's cells and steps
-        from pixelproof.evaluation.journey import journey_settings
-
-        try:
-            journey_settings(_get(cfg, "robustness"))
-        except ValueError as err:
-            raise ConfigError(str(err)) from None
+    if task == "explain" and not has_scorer(cfg) and not _get(cfg, "detector_ckpt_path"):
+        raise ConfigError(
+            "scorer=null and no detector_ckpt_path: nothing would explain the images; pass "
+            "scorer.name_or_path=<a CLIP model> or detector_ckpt_path=<ckpt> (or both)"
+        )
     for key, (kind, what) in INPUTS.items():
         _check_input(key, _get(cfg, key), kind, what)
     _check_outputs_spare_inputs(cfg, task)
@@ -207,6 +205,14 @@ def validate(cfg: DictConfig, task: str | None = None, run_dir: str | None = Non
         run_dir = _get(cfg, "paths.output_dir")
     if run_dir not in (_ABSENT, None):
         check_writable_dir(str(run_dir), "the run directory")
+
+
+def has_scorer(cfg: DictConfig) -> bool:
+    """Whether ``cfg`` names a CLIP model to score artifacts with: ``scorer=null`` or
+    ``scorer.name_or_path=null`` is none (``explain`` then runs the detector's attributions
+    alone, the demo shows no artifacts)."""
+    scorer = _get(cfg, "scorer")
+    return isinstance(scorer, dict) and bool(scorer.get("name_or_path"))
 
 
 def check_writable_dir(path: str, what: str) -> None:
@@ -247,14 +253,12 @@ def _check_input(key: str, value: Any, kind: str, what: str) -> None:
 
 def _outputs(cfg: DictConfig, task: str) -> tuple[str, list[tuple[str, Path]]]:
     """The setting that names what ``task`` writes, and the files it names."""
-    output, output_dir = _get(cfg, "output"), _get(cfg, "output_dir")
+    output = _get(cfg, "output")
     if task == "predict" and output not in (_ABSENT, None):
         return "output", predict_files(Path(str(output)))
     if task == "explain" and output not in (_ABSENT, None):
         details = explain_details_path(Path(str(output)), _get(cfg, "details_output") or None)
         return "output", [("the Task-2 JSON", Path(str(output))), ("its details", details)]
-    if task == "export" and output_dir not in (_ABSENT, None):
-        return "output_dir", export_files(Path(str(output_dir)))
     if task == "eval" and _get(cfg, "paths.output_dir") not in (_ABSENT, None):
         return "paths.output_dir", [("the run directory", Path(str(cfg.paths.output_dir)))]
     return "", []
