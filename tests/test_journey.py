@@ -408,3 +408,11 @@ def test_training_with_the_journey_writes_it_and_its_headline(tmp_path, embedded
     # the reals of unseen sources are scored in every cell, outside the generators' mean
     assert {r["generator"] for r in rows} >= {"unseen_sources", "mean"}
     assert "journey/unseen_fpr" in metrics
+
+
+def test_a_limit_keeps_both_classes_in_proportion():
+    from pixelproof.evaluation.journey_report import _spread_indices
+
+    kept = list(_spread_indices(500, 256))  # 250 reals, then 250 fakes
+    assert len(kept) <= 256 and sum(i < 250 for i in kept) == pytest.approx(len(kept) / 2, abs=1)
+    assert list(_spread_indices(10, None)) == list(range(10)) == list(_spread_indices(10, 20))

@@ -60,6 +60,14 @@ def to_pixels(image: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(pixels.transpose(1, 2, 0))
 
 
+def _spread_indices(size: int, limit: int | None) -> range:
+    """Which items of a test set a ``limit`` keeps: every k-th, so both classes (a layout lists
+    its reals, then its fakes) stay in proportion."""
+    if limit is None or limit >= size:
+        return range(size)
+    return range(0, size, -(-size // limit))  # ceil(size / limit)
+
+
 def score_cell(
     model: nn.Module,
     datasets: Mapping[str, Dataset],
@@ -90,9 +98,8 @@ def score_cell(
 
     keys, labels = {}, {}
     for generator, dataset in datasets.items():
-        size = len(dataset) if limit is None else min(limit, len(dataset))
         keys[generator], labels[generator] = [], []
-        for index in range(size):
+        for index in _spread_indices(len(dataset), limit):
             item = dataset[index]
             pixels = to_pixels(item[0])
             key = (index, hashlib.blake2b(pixels.tobytes(), digest_size=16).digest())
