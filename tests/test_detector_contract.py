@@ -5,6 +5,7 @@ attack runs and stays in its budget; ``load_detector`` rebuilds it from a checkp
 export scores like it. A new ``conf/model/<name>.yaml`` is picked up here without a test edit.
 """
 
+import json
 from pathlib import Path
 
 import hydra
@@ -78,6 +79,8 @@ def test_detector_contract(name, tmp_path):
         torch.testing.assert_close(load_detector(path)(images), model(images))
 
     export_net(model.net, tmp_path / "model.onnx", "onnx")
-    (tmp_path / "preprocess.json").write_text('{"format": "onnx", "model_file": "model.onnx"}')
+    settings = {"format": "onnx", "model_file": "model.onnx", "image_size": 32}
+    settings |= {"resize_mode": "resize", "threshold": 0.5}
+    (tmp_path / "preprocess.json").write_text(json.dumps(settings))
     check = compare(model.net, tmp_path, example_images(4, 32, seed=2), threshold=0.5)
     assert check["max_abs_logit_diff"] <= 1e-4

@@ -44,7 +44,7 @@ def test_layout_counts_and_manifest(built: Path) -> None:
         n = N[f"n_{split}"]
         reals, fakes = _pngs(built / split / "REAL"), _pngs(built / split / "FAKE")
         assert len(reals) == n // 2 and len(fakes) == n - n // 2
-        # <source>_<index>.png: "ldm_tconv_00001.png" is ldm_tconv's, not ldm's
+        # <source>_<index>.png: the generator's name is everything before the last "_"
         per_source = {g: sum(p.name.rsplit("_", 1)[0] == g for p in fakes) for g in generators}
         assert sum(per_source.values()) == len(fakes)  # every fake is named after its generator
         assert max(per_source.values()) - min(per_source.values()) <= 1  # round robin
@@ -131,31 +131,20 @@ def test_a_held_out_family_is_only_in_the_test_split(parent: Path) -> None:
         fake_sources("train", held_out="cats")
 
 
-def test_one_generator_of_a_family_can_be_held_out_while_the_other_stays(parent: Path) -> None:
-    root = build_embedded_dataset(parent / "no_ldm_tconv", **N, held_out="ldm_tconv")
+def test_one_generator_can_be_held_out_by_name(parent: Path) -> None:
+    """``held_out`` takes a generator as well as a family: a family of several models can keep
+    one in training while another is held out."""
+    root = build_embedded_dataset(parent / "no_ddpm", **N, held_out="ddpm")
     for split in ("train", "val"):
         sources = {p.name.rsplit("_", 1)[0] for p in _pngs(root / split / "FAKE")}
-        assert "ldm_tconv" not in sources and "ldm" in sources
-    assert (root / "test_per_generator" / "ldm_tconv" / "1_fake").is_dir()
+        assert "ddpm" not in sources and sources == set(zoo.GENERATOR_NAMES) - {"ddpm"}
+    assert (root / "test_per_generator" / "ddpm" / "1_fake").is_dir()
     manifest = json.loads((root / "manifest.json").read_text())
-    assert manifest["held_out"] == "ldm_tconv" and "ldm_tconv" in manifest["generators"]
-    assert manifest["splits"]["train"]["fake_per_source"].get("ldm_tconv") is None
+    assert manifest["held_out"] == "ddpm" and "ddpm" in manifest["generators"]
+    assert manifest["splits"]["train"]["fake_per_source"].get("ddpm") is None
     everything = list(zoo.GENERATOR_NAMES)
-    assert fake_sources("val", held_out="ldm_tconv") == [g for g in everything if g != "ldm_tconv"]
-    assert fake_sources("train", held_out="latent_diffusion") == [
-        "dcgan",
-        "ddpm",
-        "vae",
-        "pixelcnn",
-    ]
-    assert fake_sources("test", held_out="ldm_tconv") == everything
-    # "vae" names a family and its one generator: the same either way
-    assert embedded.held_out_generators("vae") == zoo.FAMILIES["vae"] == ("vae",)
-    # the error lists both kinds of choice
-    with pytest.raises(
-        ValueError, match=r"family \(.*latent_diffusion\) or one generator \(.*ldm_tconv"
-    ):
-        fake_sources("train", held_out="ldm_xl")
+    assert fake_sources("val", held_out="ddpm") == [g for g in everything if g != "ddpm"]
+    assert fake_sources("test", held_out="ddpm") == everything
 
 
 def test_simulations_are_extra_named_fake_sources(parent: Path) -> None:
@@ -164,6 +153,7 @@ def test_simulations_are_extra_named_fake_sources(parent: Path) -> None:
     )
     assert sorted(p.name for p in (root / "test_per_generator").iterdir()) == [
         "sim_tconv_upsample",
+        UNSEEN_SOURCES,
         "vae",
     ]
     with pytest.raises(ValueError, match="simulations=.*choose from"):

@@ -564,7 +564,10 @@ def test_an_optuna_trial_that_fails_is_a_failed_trial_and_the_search_goes_on(dat
     results = (sweep / "optimization_results.yaml").read_text()
     assert f"{method}: best_acc" in results, results
     assert "pixelproof.train: 1 of 2 jobs failed:" in done.stderr, done.stderr[-3000:]
-    assert "Traceback" not in done.stderr
+    # the failed job's own report is one line (the Optuna plugin logs its trial's traceback
+    # as a warning of its own, depending on its version)
+    ours = done.stderr[done.stderr.index("pixelproof.train: 1 of 2 jobs failed:") :]
+    assert "Traceback" not in ours, ours
 
 
 # ---------------------------------------------------------------- train_generator

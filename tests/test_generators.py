@@ -9,16 +9,18 @@ import numpy as np
 import pytest
 import torch
 from conftest import compose_config
-from lightning import Trainer
+from lightning import Callback, Trainer
 
 from pixelproof.generators.crops import PhotoCrops
 from pixelproof.generators.dcgan import DCGAN
 from pixelproof.generators.diffusion import DDPM
+from pixelproof.generators.latent_diffusion import LatentDiffusion
 from pixelproof.generators.pixelcnn import IncrementalPixelCNN, PixelCNN
 from pixelproof.generators.vae import VAE
 from pixelproof.generators.zoo import (
     FAMILIES,
     GENERATOR_NAMES,
+    WEIGHTS_DIR,
     ZOO,
     GeneratorWeightsError,
     load_generator,
@@ -35,6 +37,22 @@ TINY = {
     ),
     "vae": lambda: VAE(z_dim=4, width=8, kl_warmup_steps=2),
     "pixelcnn": lambda: PixelCNN(channels=8, n_blocks=1, first_kernel=3, n_mix=2),
+    # one autoencoder batch (adversarial from the start), then diffusion; a 16x16x4 latent
+    **{
+        name: lambda up=up: LatentDiffusion(
+            ae_channels=(8, 8),
+            disc_width=4,
+            disc_start=0,
+            ae_steps=1,
+            upsampling=up,
+            width=8,
+            channel_mults=(1, 2),
+            attn_resolutions=(8,),
+            timesteps=50,
+            sample_steps=3,
+        )  # fmt: skip
+        for name, up in (("ldm", "nearest"), ("ldm_tconv", "tconv"))
+    },
 }
 
 
@@ -59,18 +77,21 @@ def tiny_trainer(max_steps: int, *callbacks) -> Trainer:
     )
 
 
-def test_the_registry_covers_four_families():
-    assert set(GENERATOR_NAMES) == {"dcgan", "ddpm", "vae", "pixelcnn"}
+def test_the_registry_covers_five_families():
+    assert set(ZOO) == {"dcgan", "ddpm", "vae", "pixelcnn", "ldm", "ldm_tconv"}
+    assert GENERATOR_NAMES == ("dcgan", "ddpm", "vae", "pixelcnn")  # the shipped weights
+    assert all((WEIGHTS_DIR / ZOO[n].weights).is_file() for n in GENERATOR_NAMES)
     assert FAMILIES == {
         "gan": ("dcgan",),
         "diffusion": ("ddpm",),
         "vae": ("vae",),
         "autoregressive": ("pixelcnn",),
+        "latent_diffusion": ("ldm", "ldm_tconv"),
     }
     for name, entry in ZOO.items():
         assert entry.module_class().family == entry.family
         assert entry.weights == f"{name}.safetensors"
-    with pytest.raises(KeyError, match="dcgan, ddpm, vae, pixelcnn"):
+    with pytest.raises(KeyError, match="dcgan, ddpm, vae, pixelcnn, ldm, ldm_tconv"):
         load_generator("stylegan")
 
 
@@ -162,6 +183,118 @@ def test_pixelcnn_one_pixel_evaluation_equals_the_whole_network(random_pixelcnn)
         x2 = x.clone()
         x2[:, :, 5, 7] = -x2[:, :, 5, 7]
         assert torch.allclose(net(x2)[:, :, 5, 7], full[:, :, 5, 7], atol=1e-5)
+
+
+class Snapshots(Callback):
+    """The state of some sub-modules after every batch."""
+
+    def __init__(self, *names: str) -> None:
+        self.names, self.states = names, []
+
+    def snap(self, module) -> None:
+        self.states.append(
+            {
+                n: {k: v.clone() for k, v in getattr(module, n).state_dict().items()}
+                for n in self.names
+            }
+        )
+
+    def on_train_start(self, trainer, module) -> None:
+        self.snap(module)
+
+    def on_train_batch_end(self, trainer, module, *args) -> None:
+        self.snap(module)
+
+
+def _same(a: dict, b: dict) -> bool:
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_latent_diffusion_trains_the_autoencoder_then_the_diffusion_model():
+    torch.manual_seed(0)
+    model = LatentDiffusion(
+        ae_channels=(8, 8), disc_width=4, disc_start=1, ae_steps=2, width=8,
+        channel_mults=(1, 2), attn_resolutions=(8,), timesteps=50, ema_start=1, ema_decay=0.5,
+    )  # fmt: skip
+    names = ("decoder", "discriminator", "unet", "unet_ema", "latent_stats")
+    snaps, tracker = Snapshots(*names), LossTracker()
+    tiny_trainer(4, snaps, tracker).fit(model, PhotoCrops(crops_per_epoch=16, batch_size=4))
+    s = [dict(zip(names, (state[n] for n in names))) for state in snaps.states]  # before, 0..3
+    assert len(s) == 5
+    changed = lambda name, i: not _same(s[i][name], s[i + 1][name])  # by batch i
+    # batch 0: reconstruction only; batch 1: the discriminator joins; 2, 3: diffusion only
+    assert [changed("decoder", i) for i in range(4)] == [True, True, False, False]
+    assert [changed("discriminator", i) for i in range(4)] == [False, True, False, False]
+    assert [changed("unet", i) for i in range(4)] == [False, False, True, True]
+    # the average copies the U-Net until ema_start steps into the stage, then follows it
+    assert _same(s[3]["unet_ema"], s[3]["unet"]) and not _same(s[4]["unet_ema"], s[4]["unet"])
+    for k, avg in s[4]["unet_ema"].items():
+        assert torch.allclose(avg, 0.5 * s[3]["unet_ema"][k] + 0.5 * s[4]["unet"][k], atol=1e-6)
+    # the diffusion stage's first batch measured the latents: per channel, zero mean, unit std
+    assert (s[2]["latent_stats"]["scale"] == 1).all() and (s[2]["latent_stats"]["shift"] == 0).all()
+    stats = s[3]["latent_stats"]
+    assert stats["scale"].shape == (4, 1, 1) and (stats["scale"] != 1).all()
+    assert (stats["shift"] != 0).all() and _same(stats, s[4]["latent_stats"])
+    assert {"train/ae_l1", "train/ae_kl", "train/disc", "train/loss"} <= set(tracker.last())
+    # sampling needs the decoder side and the averaged U-Net, not the encoder or the critic
+    assert {k.split(".")[0] for k in model.sampling_state_dict()} == {
+        "post_quant_conv",
+        "decoder",
+        "unet_ema",
+        "latent_stats",
+    }
+
+
+def test_the_latent_decoders_differ_in_how_they_up_sample():
+    kinds = lambda m: [type(x).__name__ for x in m.decoder.modules()]
+    near, tconv = (LatentDiffusion(upsampling=u) for u in ("nearest", "tconv"))
+    assert kinds(near).count("Upsample") == 2 and "ConvTranspose2d" not in kinds(near)
+    assert kinds(tconv).count("ConvTranspose2d") == 2 and "Upsample" not in kinds(tconv)
+    assert near.noise(np.random.default_rng(0)).shape == (4, 8, 8)  # f = 4: an 8x8x4 latent
+    with torch.no_grad():
+        for model in (near, tconv):
+            assert model.decoder(torch.randn(2, 4, 8, 8)).shape == (2, 3, 32, 32)
+    with pytest.raises(ValueError, match="upsampling='bilinear'"):
+        LatentDiffusion(upsampling="bilinear")
+
+
+def test_latent_diffusion_weights_round_trip_through_the_zoo(tmp_path):
+    """Trained past the autoencoder stage by ``train_generator``, written in float16 and
+    reloaded by the zoo: the latent statistics come back, the training-only parts do not."""
+    from safetensors.torch import load_file
+
+    cfg = compose_config(
+        "train_generator",
+        "generator=ldm_tconv",
+        "generator.ae_steps=1",
+        "generator.ae_channels=[8,8,8]",
+        "generator.disc_width=4",
+        "generator.width=8",
+        "generator.sample_steps=3",
+        "trainer.max_steps=3",
+        f"weights_dir={tmp_path / 'weights'}",
+        f"paths.output_dir={tmp_path / 'run'}",
+        "data.crops_per_epoch=16",
+        "data.batch_size=8",
+        "time_sampling=0",
+        "trainer.enable_progress_bar=false",
+        "threads=1",
+    )
+    card = train_generator(cfg)
+    assert card["weights_dtype"] == "float16" and card["optimizer_steps"] == 3
+    state = load_file(tmp_path / "weights" / "ldm_tconv.safetensors")
+    assert {k.split(".")[0] for k in state} == set(LatentDiffusion.sampling_modules)
+    assert all(v.dtype == torch.float16 for v in state.values())
+    model = load_generator("ldm_tconv", tmp_path / "weights")
+    assert model.hparams.upsampling == "tconv" and model.hparams.ae_channels == [8, 8, 8]
+    for key in ("shift", "scale"):  # measured in the diffusion stage, written, read back
+        value = getattr(model.latent_stats, key)
+        assert torch.equal(value, state[f"latent_stats.{key}"].float())
+        assert (value != (1 if key == "scale" else 0)).all()
+    a = model.sample(3, seed=1, progress=False)
+    assert np.array_equal(
+        a, load_generator("ldm_tconv", tmp_path / "weights").sample(3, seed=1, progress=False)
+    )
 
 
 @pytest.mark.parametrize("name", GENERATOR_NAMES)

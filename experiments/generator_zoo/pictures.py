@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from pixelproof.data.embedded import generator_samples
-from pixelproof.generators.zoo import ZOO
+from pixelproof.generators.zoo import GENERATOR_NAMES
 from pixelproof.photographs import load_photo, photo_names, random_crop
 
 HERE = Path(__file__).resolve().parent
@@ -74,7 +74,7 @@ def main() -> None:
     args = parser.parse_args()
     plt.switch_backend("Agg")  # files only, no display
     rows = {"real": real_crops(args.n, seed=0)}
-    rows |= {name: generator_samples(name, args.n, 12345, args.cache) for name in ZOO}
+    rows |= {name: generator_samples(name, args.n, 12345, args.cache) for name in GENERATOR_NAMES}
     args.out.mkdir(parents=True, exist_ok=True)
     contact_sheet(rows, args.out / "contact_sheet.png")
     spectra(rows, args.out / "spectra.png")

@@ -7,17 +7,18 @@ generator zoo, built once into a folder that the ordinary layouts read.
 
 **Real**: random-scale square crops of the photographs in :mod:`pixelproof.photographs`,
 area-averaged to 32x32; each split takes its own photographs (``photo_names(split)``), so a test
-score never rewards memorising a photograph. **Fake**: samples of the trained generators of
-:mod:`pixelproof.generators` (a DCGAN, a DDPM sampled with DDIM, a VAE, a PixelCNN, and two
-latent-diffusion models whose decoders up-sample differently), which were trained on crops of
-the *training* photographs only; optionally also the hand-made trace
+score never rewards memorising a photograph (validation also takes crops of ``unseen_val``, and
+``test_per_generator/unseen_sources`` crops of ``unseen_test``: reals from sources nothing
+trained on). **Fake**: samples of the shipped generators of :mod:`pixelproof.generators` (a
+DCGAN, a DDPM sampled with DDIM, a VAE, a PixelCNN), which were trained on crops of the
+*training* photographs only; optionally also the hand-made trace
 simulations of :mod:`pixelproof.data.simulated_traces` (``simulations``, named ``sim_<name>``).
 Each split is half real; its fakes are spread round robin over its fake sources.
 
 ``held_out`` leaves one generator family, or one generator, out of the training and validation
 fakes while the test split keeps every source: the cross-family question (the UFD / RINE
-protocol), asked offline; holding out one generator of a family (``ldm_tconv``, say) asks how far
-the family's other members carry.
+protocol), asked offline; holding out one generator of a family asks how far the family's other
+members carry.
 
 Building samples the shipped weights, never trains them; samples are cached beside ``root``
 (``generator_samples/``, keyed by the weights' digest), so rebuilding is fast. The same
@@ -59,7 +60,9 @@ log = logging.getLogger(__name__)
 
 # Bump whenever a change here changes the bytes written, so an existing dataset built by older
 # code is recognised as different instead of silently reused.
-VERSION = 3  # 3: the latent-diffusion family (ldm, ldm_tconv); the manifest's generators
+# 3: validation reals from unseen_val too, the unseen_sources test set, file digests, the
+# manifest's generators
+VERSION = 3
 SPLITS = ("train", "val", "test")
 SIMULATION_PREFIX = "sim_"
 
@@ -68,9 +71,9 @@ DESCRIPTION = (
     "pixelproof's embedded offline dataset. Real: random-scale crops of real photographs "
     "vendored in the package (split by photograph), area-averaged to 32x32. Fake: samples of "
     "small generative models trained on CPU on crops of the training photographs (a DCGAN, a "
-    "DDPM sampled with DDIM, a VAE, a PixelCNN, and two latent-diffusion models: a DDPM on the "
-    "8x8x4 latents of a KL autoencoder whose decoder up-samples by nearest resize + convolution "
-    "or by transposed convolution), optionally with simulated traces. Undertrained CPU "
+    "DDPM sampled with DDIM, a VAE, a PixelCNN), optionally with simulated traces; validation "
+    "and the unseen_sources test set also hold crops of photographs from sources nothing "
+    "trained on. Undertrained CPU "
     "generators and a few thousand crops: not a benchmark of Stable Diffusion or Midjourney."
 )
 

@@ -259,8 +259,11 @@ class SynArtifactDataModule(L.LightningDataModule):
         batch_size: int = 4,
         eval_batch_size: int = 4,
         num_workers: int = 0,
+        augment: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        if augment:  # the training recipe's image augmentations (recipe=journey by default)
+            log.info("data.augment (the detector's recipe) does not apply to explainer data")
         if unknown_class not in ("keep", "error"):
             raise ValueError(f"data.unknown_class={unknown_class!r}: choose keep or error")
         if not (

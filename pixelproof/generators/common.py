@@ -48,7 +48,7 @@ def batches(n: int, batch_size: int) -> Iterator[range]:
 class GenerativeModel(LightningModule):
     """A trainable generator that samples 32x32 RGB images (see the module docstring)."""
 
-    #: the zoo's family name: gan | diffusion | vae | autoregressive
+    #: the zoo's family name: gan | diffusion | vae | autoregressive | latent_diffusion
     family: str = ""
     #: the sub-modules sampling needs; their weights are all the weights file holds
     sampling_modules: tuple[str, ...] = ()

@@ -74,21 +74,25 @@ class Attention(nn.Module):
 
 
 class UNet(nn.Module):
-    """``(x_t [B, 3, 32, 32], t [B]) -> epsilon``; widths ``width * mult`` per resolution."""
+    """``(x_t [B, C, S, S], t [B]) -> epsilon``; widths ``width * mult`` per resolution. ``C``
+    and ``S`` are the images' (3, 32) by default; the latent-diffusion family runs it on its
+    autoencoder's latents."""
 
     def __init__(
         self,
         width: int = 32,
         channel_mults: Sequence[int] = (1, 2, 2),
         attn_resolutions: Sequence[int] = (8,),
+        in_channels: int = 3,
+        size: int = IMAGE_SIZE,
     ) -> None:
         super().__init__()
         chans = [width * m for m in channel_mults]
-        res = [IMAGE_SIZE // 2**k for k in range(len(chans))]
+        res = [size // 2**k for k in range(len(chans))]
         temb = 4 * width
         self.width = width
         self.time_mlp = nn.Sequential(nn.Linear(width, temb), nn.SiLU(), nn.Linear(temb, temb))
-        self.stem = nn.Conv2d(3, chans[0], 3, 1, 1)
+        self.stem = nn.Conv2d(in_channels, chans[0], 3, 1, 1)
         attn = lambda k, c: Attention(c) if res[k] in attn_resolutions else nn.Identity()
 
         self.down = nn.ModuleList(
@@ -103,7 +107,9 @@ class UNet(nn.Module):
         outs = chans[:1] + chans[:-1]
         self.up = nn.ModuleList(ResBlock(c + c, o, temb) for c, o in zip(chans, outs))
         self.up_attn = nn.ModuleList(attn(k, o) for k, o in enumerate(outs))
-        self.head = nn.Sequential(norm(chans[0]), nn.SiLU(), nn.Conv2d(chans[0], 3, 3, 1, 1))
+        self.head = nn.Sequential(
+            norm(chans[0]), nn.SiLU(), nn.Conv2d(chans[0], in_channels, 3, 1, 1)
+        )
         nn.init.zeros_(self.head[-1].weight)
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
