@@ -559,10 +559,11 @@ def test_an_optuna_trial_that_fails_is_a_failed_trial_and_the_search_goes_on(dat
     sweep_args = [f"hydra.sweep.dir={sweep}", *optuna, f"{method}=best_acc,bogus"]
     done = train(["-m", *overrides, *sweep_args], tmp_path)
     assert done.returncode == 1, done.stderr[-3000:]
-    # both trials ran (in the grid's random order) and the study ended with the good one
-    assert (sweep / "optimization_results.yaml").is_file(), done.stderr[-3000:]
-    results = (sweep / "optimization_results.yaml").read_text()
-    assert f"{method}: best_acc" in results, results
+    # both trials ran (in the grid's random order): the good one wrote its metrics. (Whether the
+    # plugin writes optimization_results.yaml depends on that order: not asserted.)
+    finished = [job for job in sweep.iterdir() if (job / "metrics.json").is_file()]
+    jobs = [job for job in sweep.iterdir() if job.is_dir()]
+    assert len(finished) == 1 and len(jobs) == 2, done.stderr[-3000:]
     assert "pixelproof.train: 1 of 2 jobs failed:" in done.stderr, done.stderr[-3000:]
     # the failed job's own report is one line (the Optuna plugin logs its trial's traceback
     # as a warning of its own, depending on its version)
