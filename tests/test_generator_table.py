@@ -121,3 +121,9 @@ def test_reals_of_unseen_sources_are_a_row_but_not_in_the_mean():
     assert [r["generator"] for r in rows] == ["a", "b", UNSEEN_SOURCES, "mean"]
     assert rows[-1] == mean_row(rows[:2])
     assert rows[2]["real_acc"] == 0.0
+
+
+def test_calibrated_columns_follow_the_verdict_rule_at_a_tie():
+    # a fake scored exactly at the threshold is called fake (p >= t), as predict calls it
+    row = generator_row("g", t([0.2, 0.7]), t([0, 1]), threshold=0.7)
+    assert row["fake_acc_calibrated"] == 1.0 and row["acc_calibrated"] == 1.0

@@ -62,14 +62,12 @@ def generator_row(
     row["best_acc"], row["best_threshold"] = best_accuracy(probs, labels) if both else (NAN, NAN)
     row["auroc"] = float(binary_auroc(probs, labels)) if both else NAN
     if threshold != 0.5:
+        # the verdict rule of every entry point: fake when p >= t (torchmetrics binarises p > t)
+        fake, is_fake = probs >= threshold, labels.bool()
         row["threshold"] = threshold
-        row["acc_calibrated"] = float(binary_accuracy(probs, labels, threshold=threshold))
-        row["real_acc_calibrated"] = (
-            float(binary_specificity(probs, labels, threshold=threshold)) if n_real else NAN
-        )
-        row["fake_acc_calibrated"] = (
-            float(binary_recall(probs, labels, threshold=threshold)) if n_fake else NAN
-        )
+        row["acc_calibrated"] = float((fake == is_fake).float().mean())
+        row["real_acc_calibrated"] = float((~fake[~is_fake]).float().mean()) if n_real else NAN
+        row["fake_acc_calibrated"] = float(fake[is_fake].float().mean()) if n_fake else NAN
     return row
 
 

@@ -114,26 +114,23 @@ def score_cell(
 
 
 def cell_row(name: str, probs: torch.Tensor, labels: torch.Tensor, threshold: float) -> dict:
-    """The journey's columns for one generator's scores: the per-generator table's AP, ACC@0.5
-    and AUROC, and the decisions at ``threshold`` (fake when p >= t; NaN without reals or
-    fakes)."""
-    base = generator_row(name, probs, labels)
-    probs, labels = probs.float().flatten(), labels.int().flatten()
-    fake = probs >= threshold
-    reals, fakes = labels == 0, labels == 1
-    real_acc = float((~fake[reals]).float().mean()) if reals.any() else math.nan
-    fake_acc = float(fake[fakes].float().mean()) if fakes.any() else math.nan
+    """The journey's columns for one generator's scores, from the per-generator table's row at
+    ``threshold``: AP, ACC@0.5 and AUROC, and ACC, real ACC (1 - FPR) and fake ACC at the
+    threshold (fake when p >= t; NaN without reals or fakes)."""
+    row = generator_row(name, probs, labels, threshold)
+    # the table names its threshold columns *_calibrated, unless the threshold is 0.5 itself
+    at_t = (lambda key: row[f"{key}_calibrated"]) if "acc_calibrated" in row else row.get
     return {
         "generator": name,
-        "n_real": base["n_real"],
-        "n_fake": base["n_fake"],
-        "ap": base["ap"],
-        "acc_t": float((fake == labels.bool()).float().mean()),
-        "real_acc_t": real_acc,
-        "fake_acc_t": fake_acc,
-        "fpr_t": 1 - real_acc,
-        "acc": base["acc"],
-        "auroc": base["auroc"],
+        "n_real": row["n_real"],
+        "n_fake": row["n_fake"],
+        "ap": row["ap"],
+        "acc_t": at_t("acc"),
+        "real_acc_t": at_t("real_acc"),
+        "fake_acc_t": at_t("fake_acc"),
+        "fpr_t": 1 - at_t("real_acc"),
+        "acc": row["acc"],
+        "auroc": row["auroc"],
         "threshold": threshold,
     }
 
