@@ -429,7 +429,7 @@ def app(cfg: DictConfig, **launch_kwargs):
     )
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="app")
+@hydra.main(version_base="1.3", config_path="conf", config_name="app")
 def main(cfg: DictConfig) -> None:
     run_entry_point(app, cfg, "app")
 

@@ -134,7 +134,7 @@ def _log_to(logger, metrics: dict[str, float], rows: list[dict], plots: list[Pat
     logger.finalize("success")
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
+@hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 def main(cfg: DictConfig) -> float | None:
     metrics = run_entry_point(evaluate, cfg, "eval")
     if metrics is None:  # a failed job of a sweep (see pixelproof.train's main)

@@ -217,7 +217,7 @@ def _artifact_explainer(cfg: DictConfig, taxonomy, vlm_cfg):
     return ArtifactExplainer(scorer, vlm, cfg.get("instruction") or DEFAULT_INSTRUCTION)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="explain")
+@hydra.main(version_base="1.3", config_path="conf", config_name="explain")
 def main(cfg: DictConfig) -> None:
     run_entry_point(explain, cfg, "explain")
 

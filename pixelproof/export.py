@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from pixelproof.utils.cli import run_entry_point
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+@hydra.main(version_base="1.3", config_path="conf", config_name="export")
 def main(cfg: DictConfig) -> None:
     from pixelproof.deploy.exporter import export_checkpoint
 

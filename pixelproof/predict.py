@@ -119,7 +119,7 @@ def _listed(entries: list[dict], heading: str, summary_file: Path) -> list[str]:
     return lines
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
+@hydra.main(version_base="1.3", config_path="conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
     run_entry_point(predict, cfg, "predict")
 

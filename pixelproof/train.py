@@ -195,7 +195,7 @@ def _finish_wandb() -> None:
         wandb.finish()
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     try:
         metrics = run_entry_point(train, cfg, "train")

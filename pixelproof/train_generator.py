@@ -186,7 +186,7 @@ def _time_sampling(cfg: DictConfig, model, out: Path) -> dict:
     }
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train_generator")
+@hydra.main(version_base="1.3", config_path="conf", config_name="train_generator")
 def main(cfg: DictConfig) -> None:
     run_entry_point(train_generator, cfg, "train_generator")
 
