@@ -147,6 +147,32 @@ def test_one_generator_can_be_held_out_by_name(parent: Path) -> None:
     assert fake_sources("test", held_out="ddpm") == everything
 
 
+def test_one_latent_diffusion_model_held_out_while_the_other_stays(parent: Path) -> None:
+    """The latent family has two models: hold out the transposed-convolution decoder's, train on
+    the nearest-resize decoder's; or hold out the whole family."""
+    generators = ["dcgan", "ldm", "ldm_tconv"]
+    root = build_embedded_dataset(
+        parent / "no_ldm_tconv", **N, generators=generators, held_out="ldm_tconv"
+    )
+    for split in ("train", "val"):
+        sources = {p.name.rsplit("_", 1)[0] for p in _pngs(root / split / "FAKE")}
+        assert sources == {"dcgan", "ldm"}
+    test_sources = {p.name.rsplit("_", 1)[0] for p in _pngs(root / "test" / "FAKE")}
+    assert test_sources == set(generators)
+    assert (root / "test_per_generator" / "ldm_tconv" / "1_fake").is_dir()
+    made_by = json.loads((root / "manifest.json").read_text())["generators"]
+    assert made_by["ldm_tconv"]["weights_sha256"] != made_by["ldm"]["weights_sha256"]
+    assert {made_by[g]["family"] for g in ("ldm", "ldm_tconv")} == {"latent_diffusion"}
+    assert fake_sources("train", generators, held_out="latent_diffusion") == ["dcgan"]
+    assert fake_sources("train", generators, held_out="ldm") == ["dcgan", "ldm_tconv"]
+    # "vae" names a family and its one generator: the same either way
+    assert embedded.held_out_generators("vae") == zoo.FAMILIES["vae"] == ("vae",)
+    with pytest.raises(
+        ValueError, match=r"family \(.*latent_diffusion\) or one generator \(.*ldm_tconv"
+    ):
+        fake_sources("train", held_out="ldm_xl")
+
+
 def test_simulations_are_extra_named_fake_sources(parent: Path) -> None:
     root = build_embedded_dataset(
         parent / "sims", **N, generators=["vae"], simulations=["tconv_upsample"]

@@ -61,8 +61,8 @@ log = logging.getLogger(__name__)
 # Bump whenever a change here changes the bytes written, so an existing dataset built by older
 # code is recognised as different instead of silently reused.
 # 3: validation reals from unseen_val too, the unseen_sources test set, file digests, the
-# manifest's generators
-VERSION = 3
+# manifest's generators; 4: the latent-diffusion family (ldm, ldm_tconv) among the default fakes
+VERSION = 4
 SPLITS = ("train", "val", "test")
 SIMULATION_PREFIX = "sim_"
 
@@ -71,7 +71,8 @@ DESCRIPTION = (
     "pixelproof's embedded offline dataset. Real: random-scale crops of real photographs "
     "vendored in the package (split by photograph), area-averaged to 32x32. Fake: samples of "
     "small generative models trained on CPU on crops of the training photographs (a DCGAN, a "
-    "DDPM sampled with DDIM, a VAE, a PixelCNN), optionally with simulated traces; validation "
+    "DDPM sampled with DDIM, a VAE, a PixelCNN, two latent-diffusion models whose decoders "
+    "up-sample differently), optionally with simulated traces; validation "
     "and the unseen_sources test set also hold crops of photographs from sources nothing "
     "trained on. Undertrained CPU "
     "generators and a few thousand crops: not a benchmark of Stable Diffusion or Midjourney."
@@ -363,7 +364,10 @@ def build_embedded_dataset(
     try:
         splits = {}
         total = sum(sizes.values()) + n_unseen
-        with tqdm(total=total, desc="embedded dataset", unit="img") as bar:
+        # no rate or ETA: an image takes a millisecond to crop or seconds to sample (DDPM), so
+        # they would swing by orders of magnitude; each generator's sampling bar shows its own
+        bar_format = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}]"
+        with tqdm(total=total, desc="embedded dataset", unit="img", bar_format=bar_format) as bar:
             for split_id, split in enumerate(SPLITS):
                 splits[split] = _write_split(
                     tmp, split, split_id, sizes[split], seed, sources[split], cache, bar

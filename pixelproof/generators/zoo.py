@@ -76,10 +76,8 @@ ZOO: dict[str, ZooEntry] = {
         ),
     )
 }
-# The generators whose weights ship in the package: what the embedded dataset samples by default.
-# The latent-diffusion family (ldm, ldm_tconv) is in the registry and trains with `make
-# generators`, but its weights are not shipped yet.
-GENERATOR_NAMES: tuple[str, ...] = ("dcgan", "ddpm", "vae", "pixelcnn")
+# Every generator's weights ship in the package: the embedded dataset samples them all by default.
+GENERATOR_NAMES: tuple[str, ...] = tuple(ZOO)
 FAMILIES: dict[str, tuple[str, ...]] = {}
 for _entry in ZOO.values():
     FAMILIES[_entry.family] = (*FAMILIES.get(_entry.family, ()), _entry.name)
