@@ -83,7 +83,7 @@ class DetectorDemo:
     """The demo's model and analysis, without the web page (tests call :meth:`analyse`)."""
 
     def __init__(self, cfg: DictConfig) -> None:
-        from pixelproof.explainer.attribution import AttributionSettings
+        from pixelproof.attribution.maps import AttributionSettings
         from pixelproof.models.detector import Detector
         from pixelproof.utils.validation import has_scorer
 
@@ -175,8 +175,8 @@ class DetectorDemo:
         import torch
 
         from pixelproof.attacks.flip_eps import smallest_flip_eps
-        from pixelproof.explainer.attribution import attribute
-        from pixelproof.explainer.attribution_plots import attribution_panels, band_chart, spectrum
+        from pixelproof.attribution.maps import attribute
+        from pixelproof.attribution.plots import attribution_panels, band_chart, spectrum
 
         detector = self.detector
         images = torch.stack([x for _, x in chunk]).to(detector.device)

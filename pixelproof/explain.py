@@ -40,12 +40,12 @@ def attributions_dir(output: Path, details_file: Path) -> Path:
 def detector_details(cfg: DictConfig, items: list, folder: Path) -> dict[int, dict]:
     """``{index: record}`` for ``detector_ckpt_path=<ckpt>``: each image's p(fake) and verdict
     (scored by :class:`pixelproof.Detector`, as ``pixelproof.predict`` scores), its attribution
-    heatmaps and frequency-band drops (:mod:`pixelproof.explainer.attribution`);
+    heatmaps and frequency-band drops (:mod:`pixelproof.attribution.maps`);
     ``<index>.png`` (overlays) and ``<index>.bands.png`` (band chart) are written to ``folder``."""
     import torch
 
-    from pixelproof.explainer.attribution import AttributionSettings, attribute
-    from pixelproof.explainer.attribution_plots import attribution_panels, band_chart
+    from pixelproof.attribution.maps import AttributionSettings, attribute
+    from pixelproof.attribution.plots import attribution_panels, band_chart
     from pixelproof.models.detector import Detector
 
     detector = Detector.load(cfg.detector_ckpt_path, **cfg.inference)

@@ -15,22 +15,22 @@ from test_detector_contract import DETECTORS, build
 from tiny_models import save_tiny_clip
 from torch import nn
 
-from pixelproof.explain import explain
-from pixelproof.explainer.attribution import (
-    AttributionSettings,
-    attribute,
-    conv_stage,
-    grid,
-    integrated_gradients,
-)
-from pixelproof.explainer.attribution_bands import (
+from pixelproof.attribution.bands import (
     band_attribution,
     band_edges,
     band_masks,
     band_of,
     remove_band,
 )
-from pixelproof.explainer.attribution_plots import attribution_panels, band_chart, spectrum
+from pixelproof.attribution.maps import (
+    AttributionSettings,
+    attribute,
+    conv_stage,
+    grid,
+    integrated_gradients,
+)
+from pixelproof.attribution.plots import attribution_panels, band_chart, spectrum
+from pixelproof.explain import explain
 
 P = known_attribution.PATCH
 

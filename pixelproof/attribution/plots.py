@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from pixelproof.explainer.attribution import DetectorAttribution, heatmap
-from pixelproof.explainer.attribution_bands import BandAttribution
+from pixelproof.attribution.bands import BandAttribution
+from pixelproof.attribution.maps import DetectorAttribution, heatmap
 
 PANEL = 192  # side of each square panel, in pixels (a 32x32 image is shown 6x, nearest)
 

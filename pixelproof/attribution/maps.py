@@ -16,7 +16,7 @@ verdict, with Captum:
   A ViT (RINE) has none, so it gets no Grad-CAM; ``gradcam_layer=<module name>`` picks a layer.
   For ``wavefreq_resnet50`` at 32x32 the spatial ResNet ends at 1x1, so the FreqNet branch's
   last conv (4x4) is the one found.
-- **Frequency bands**: see :mod:`pixelproof.explainer.attribution_bands`.
+- **Frequency bands**: see :mod:`pixelproof.attribution.bands`.
 
 Maps are at the detector's input size (the image as the detector saw it).
 """
@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pixelproof.attacks.module_modes import eval_mode
-from pixelproof.explainer.attribution_bands import BandAttribution, band_attribution
+from pixelproof.attribution.bands import BandAttribution, band_attribution
 
 BASELINES = ("blur", "black")
 
