@@ -9,8 +9,8 @@ from image_factory import make_image
 from omegaconf import OmegaConf
 from tiny_models import save_tiny_idefics2, save_tiny_llava
 
-from pixelproof.explainer.lora_module import ExplainerLoRAModule
-from pixelproof.explainer.synartifact import (
+from pixelproof.explainer.lora.module import ExplainerLoRAModule
+from pixelproof.explainer.lora.synartifact import (
     AnnotationError,
     SynArtifactDataModule,
     collate,

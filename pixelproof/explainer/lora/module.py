@@ -24,7 +24,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from pixelproof.explainer.synartifact import ExplainBatch
+from pixelproof.explainer.lora.synartifact import ExplainBatch
 from pixelproof.explainer.vlm import VisionLanguageModel
 
 log = logging.getLogger(__name__)
