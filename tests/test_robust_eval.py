@@ -96,6 +96,33 @@ def test_max_batches_and_seed_make_a_quick_reproducible_run(tmp_path):
     assert (tmp_path / "1" / "robustness.csv").read_text().splitlines()[1].endswith(",3,")
 
 
+def test_report_files_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    """Every output goes through the atomic helper; a write that fails leaves the previous
+    report as it was and no temporary file behind."""
+    from pixelproof.utils import atomic
+
+    loaders = {"a": generator_loader(0.7, 0.3)}
+    cfg = OmegaConf.create({**SMALL, "max_batches": 1})
+    real_replace, landed = atomic.os.replace, []
+
+    def recording_replace(source, target):
+        landed.append(Path(target).name)
+        real_replace(source, target)
+
+    monkeypatch.setattr(atomic.os, "replace", recording_replace)
+    robustness_report(MeanIntensityDetector(), loaders, cfg, tmp_path)
+    assert sorted(landed) == ["robustness.csv", "robustness.md", "robustness.png"]
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def failing_replace(source, target):
+        raise OSError("simulated write failure")
+
+    monkeypatch.setattr(atomic.os, "replace", failing_replace)
+    with pytest.raises(OSError, match="simulated write failure"):
+        robustness_report(MeanIntensityDetector(), loaders, cfg, tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
 def test_shipped_configs():
     standard = compose_config("eval", "ckpt_path=x", "robustness=standard").robustness
     conditions = robustness_conditions(standard)

@@ -44,6 +44,7 @@ from pixelproof.attacks.module_modes import eval_mode
 from pixelproof.attacks.spec import ATTACKS, AttackSpec, attack_spec, format_eps, pixel_value
 from pixelproof.evaluation.generator_table import MEAN, generator_table
 from pixelproof.evaluation.perturbations import perturbation
+from pixelproof.utils.atomic import atomic_open, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ WHITE_BOX, BLACK_BOX, TRANSFER = "white-box", "black-box", "transfer"
 EFFORT = ("steps", "n_restarts", "n_queries")
 
 Transform = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
+# p(fake) and labels per condition label and generator: {label: {generator: (probs, labels)}}
+Scores = dict[str, dict[str, tuple[torch.Tensor, torch.Tensor]]]
 
 
 @dataclass(frozen=True)
@@ -324,10 +327,30 @@ def robustness_report(
         )
     conditions = robustness_conditions(cfg, source)
     checks = masking_checks(cfg.get("masking_checks"))
-    seed = int(cfg.get("seed") or 0)
-    max_batches = cfg.get("max_batches")
+    scores, images = score_conditions(
+        model, loaders, conditions, int(cfg.get("seed") or 0), cfg.get("max_batches")
+    )
+    rows, long_rows = tabulate(conditions, scores, images)
+    findings = {} if checks is None else masking_findings(conditions, rows, checks, list(loaders))
+    attach_flags(rows, long_rows, findings, list(loaders))
+    transfer = None
+    if source is not None:
+        transfer = cfg.get("source_ckpt_path") or "a detector passed to robustness_report"
+    write_report(rows, long_rows, conditions, checks, Path(output_dir), transfer)
+    return rows
+
+
+def score_conditions(
+    model: nn.Module,
+    loaders: Mapping[str, DataLoader],
+    conditions: Sequence[Condition],
+    seed: int = 0,
+    max_batches: int | None = None,
+) -> tuple[Scores, dict[str, int]]:
+    """p(fake) under every condition: ``{condition label: {generator: (probs, labels)}}`` (what
+    :func:`generator_table` tabulates) and the number of images scored per generator. The
+    model runs in eval mode; random starts and noise are seeded, the global RNG is restored."""
     device = _device(model)
-    # p(fake) and labels per (condition, generator), tabulated below like any test set
     probs = {(c.label, g): [] for c in conditions for g in loaders}
     labels = {g: [] for g in loaders}
     images = dict.fromkeys(loaders, 0)
@@ -355,77 +378,123 @@ def robustness_report(
                         scores = model(altered).reshape(-1).sigmoid()
                     probs[condition.label, generator].append(scores.float().cpu())
                     bar.update()
+    by_condition = {
+        c.label: {g: (torch.cat(probs[c.label, g]), torch.cat(labels[g])) for g in loaders}
+        for c in conditions
+    }
+    return by_condition, images
 
+
+def tabulate(
+    conditions: Sequence[Condition], scores: Scores, images: Mapping[str, int]
+) -> tuple[list[dict], list[dict]]:
+    """One row per condition (means over generators, ``<generator>/acc``, ``<generator>/ap``,
+    ``acc_drop``) and the same numbers in long format (one row per condition and generator, the
+    mean last, with the number of images), both without flags yet."""
     rows, long_rows = [], []
     for condition in conditions:
-        row = {
+        head = {
             "condition": condition.label,
             "kind": condition.kind,
             "name": condition.name,
             "strength": condition.strength,
         }
-        scores = {g: (torch.cat(probs[condition.label, g]), torch.cat(labels[g])) for g in loaders}
-        table = generator_table(scores)  # ACC@0.5: the boundary the attacks aim at
-        for r in table[: len(loaders)]:
+        row = dict(head)
+        per_generator = scores[condition.label]
+        table = generator_table(per_generator)  # ACC@0.5: the boundary the attacks aim at
+        for r in table[: len(per_generator)]:
             row.update({f"{r['generator']}/{k}": r[k] for k in ("acc", "ap")})
-            long_rows.append(
-                {**row_head(row), "generator": r["generator"], "acc": r["acc"], "ap": r["ap"]}
-            )
+            long_rows.append(_long_row(head, r["generator"], r, images[r["generator"]]))
         mean = table[-1]  # the mean row, or the only test set's own
         row.update(acc=mean["acc"], ap=mean["ap"])
-        long_rows.append({**row_head(row), "generator": MEAN, "acc": mean["acc"], "ap": mean["ap"]})
+        long_rows.append(_long_row(head, MEAN, mean, sum(images.values())))
         rows.append(row)
     for row in rows:
         row["acc_drop"] = rows[0]["acc"] - row["acc"]
-    images["mean"] = sum(images.values())
-    for row in long_rows:
-        row["images"] = images[row["generator"]]
+    return rows, long_rows
 
-    # masking checks: on the mean and on every generator
-    findings = {}  # (label, generator) -> flags
-    if checks is not None:
-        for generator in [MEAN, *loaders]:
-            key = "acc" if generator == MEAN else f"{generator}/acc"
-            accs = {r["condition"]: r[key] for r in rows}
-            for label, flags in masking_flags(conditions, accs, checks).items():
-                findings[label, generator] = flags
+
+def _long_row(head: Mapping, generator: str, numbers: Mapping, images: int) -> dict:
+    row = {**head, "generator": generator, "acc": numbers["acc"], "ap": numbers["ap"]}
+    return {**row, "images": images}
+
+
+def masking_findings(
+    conditions: Sequence[Condition],
+    rows: Sequence[Mapping],
+    checks: MaskingChecks,
+    generators: Sequence[str],
+) -> dict[tuple[str, str], list[str]]:
+    """The masking checks on the mean and on every generator: ``{(condition label, generator
+    or "mean"): [flag, ...]}``."""
+    findings = {}
+    for generator in [MEAN, *generators]:
+        key = "acc" if generator == MEAN else f"{generator}/acc"
+        accs = {r["condition"]: r[key] for r in rows}
+        for label, flags in masking_flags(conditions, accs, checks).items():
+            findings[label, generator] = flags
+    return findings
+
+
+def attach_flags(
+    rows: Sequence[dict],
+    long_rows: Sequence[dict],
+    findings: Mapping[tuple[str, str], list[str]],
+    generators: Sequence[str],
+) -> None:
+    """Fill every row's ``flags``: a long row its own generator's; a row the mean's, then (with
+    more than one generator) each generator's, prefixed with its name."""
     for row in long_rows:
         row["flags"] = "; ".join(findings.get((row["condition"], row["generator"]), []))
     for row in rows:
         mean_flags = findings.get((row["condition"], MEAN), [])
-        own = [f"{g}: {f}" for g in loaders for f in findings.get((row["condition"], g), [])]
-        row["flags"] = "; ".join(mean_flags + (own if len(loaders) > 1 else []))
+        own = [f"{g}: {f}" for g in generators for f in findings.get((row["condition"], g), [])]
+        row["flags"] = "; ".join(mean_flags + (own if len(generators) > 1 else []))
 
-    output_dir = Path(output_dir)
+
+def write_report(
+    rows: list[dict],
+    long_rows: list[dict],
+    conditions: Sequence[Condition],
+    checks: MaskingChecks | None,
+    output_dir: Path,
+    transfer_source: str | None = None,
+) -> None:
+    """``robustness.csv``, ``robustness.md`` and ``robustness.png`` in ``output_dir``, each
+    written whole or not at all; warns when a masking check raised a flag."""
     output_dir.mkdir(parents=True, exist_ok=True)
     write_csv(long_rows, output_dir / "robustness.csv")
-    text = markdown_table(rows, checks is not None)
-    text += "\n\n" + masking_section(rows, checks)
-    if source is not None:
-        where = cfg.get("source_ckpt_path") or "a detector passed to robustness_report"
-        text += f"\n\nTransfer attacks crafted on {where}, scored on the evaluated detector."
-    (output_dir / "robustness.md").write_text(text + "\n")
+    markdown = output_dir / "robustness.md"
+    write_atomic(markdown, report_markdown(rows, checks, transfer_source))
     grid = [c.strength for c in conditions if c.kind == "attack"] or [0.0]
     plot_accuracy_vs_eps(rows, output_dir / "robustness.png", max_eps=max(grid))
     flagged = [r for r in rows if r["flags"]]
     if flagged:
         log.warning(
             "Masking checks raised flags on %d of %d rows (see %s): %s",
-            len(flagged), len(rows), output_dir / "robustness.md", flagged[0]["flags"],
+            len(flagged), len(rows), markdown, flagged[0]["flags"],
         )  # fmt: skip
-    log.info("Robustness table: %s", output_dir / "robustness.md")
-    return rows
-
-
-def row_head(row: Mapping) -> dict:
-    return {k: row[k] for k in ("condition", "kind", "name", "strength")}
+    log.info("Robustness table: %s", markdown)
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
-    with path.open("w", newline="") as file:
+    with atomic_open(path, "w", newline="") as file:  # whole or not at all
         writer = csv.DictWriter(file, fieldnames=CSV_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
+
+
+def report_markdown(
+    rows: list[dict], checks: MaskingChecks | None, transfer_source: str | None = None
+) -> str:
+    """``robustness.md``: the table, the masking checks' section and, with transfer attacks, the
+    detector they were crafted on."""
+    text = markdown_table(rows, checks is not None) + "\n\n" + masking_section(rows, checks)
+    if transfer_source is not None:
+        text += (
+            f"\n\nTransfer attacks crafted on {transfer_source}, scored on the evaluated detector."
+        )
+    return text + "\n"
 
 
 CHECKS = ("large-eps", "more-effort", "black-box", "eps-monotone")
@@ -516,5 +585,6 @@ def plot_accuracy_vs_eps(rows: list[dict], path: Path, max_eps: float | None = N
     note = f"; {flagged} masking flag(s), ringed" if flagged else ""
     axes.set_title(f"Accuracy under attack (clean ACC {clean:.3f}{note})", fontsize=9)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    with atomic_open(path, "wb") as handle:
+        figure.savefig(handle, dpi=120, format="png")
     plt.close(figure)
