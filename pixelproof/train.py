@@ -92,7 +92,26 @@ def train(cfg: DictConfig) -> dict[str, float]:
         metrics_json = json.dumps(metrics, indent=2, sort_keys=True) + "\n"
         write_atomic(output_dir / "metrics.json", metrics_json)
         _report(trainer, output_dir, metrics, getattr(model, "test_table", None))
+        if cfg.get("save_pretrained"):
+            _save_pretrained(trainer, output_dir)
     return metrics
+
+
+def _save_pretrained(trainer, output_dir: Path) -> None:
+    """``<run>/detector/``: the best checkpoint (else ``last.ckpt``) as a shareable folder, its
+    card holding this run's command and metrics."""
+    from pixelproof.models.detector import Detector
+
+    ckpt = _model_checkpoint(trainer)
+    best = Path(ckpt.best_model_path) if ckpt and ckpt.best_model_path else None
+    source = best or last_checkpoint(trainer)
+    if source is None:
+        log.warning("save_pretrained: this run saved no checkpoint, so no detector folder")
+        return
+    detector = Detector.load(source, device="cpu")
+    detector.run_dir = output_dir  # after a resume the best checkpoint may be an earlier run's
+    detector.save_pretrained(output_dir / "detector")
+    print(f"  detector:     {output_dir / 'detector'} (Detector.from_pretrained reads it)")
 
 
 def _fit_ckpt_path(cfg: DictConfig, trainer) -> str | None:

@@ -24,14 +24,11 @@ command that resumes it (``ckpt_path=``) and exit with 143 / 130, as ``pixelproo
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import platform
 import sys
 import time
 from collections import deque
-from datetime import datetime, timezone
 from pathlib import Path
 
 import hydra
@@ -79,8 +76,8 @@ def train_generator(cfg: DictConfig) -> dict:
     import torch
     from safetensors.torch import save_file
 
+    from pixelproof.utils.cards import provenance, weights_fields, write_card
     from pixelproof.utils.checkpoint_io import AtomicCheckpointIO
-    from pixelproof.utils.digests import file_sha256
     from pixelproof.utils.instantiate import instantiate_named
     from pixelproof.utils.signal_stop import SignalStop
     from pixelproof.utils.validation import validate
@@ -137,21 +134,15 @@ def train_generator(cfg: DictConfig) -> dict:
         "final_losses_mean_last_100": tracker.mean(),
         "parameters": model.num_sampling_parameters(),
         "parameters_with_training_only_parts": sum(p.numel() for p in model.parameters()),
-        "weights_file": weights.name,
-        "weights_dtype": cfg.weights_dtype,
-        "weights_bytes": weights.stat().st_size,
-        "weights_sha256": file_sha256(weights),  # checked by the zoo before every load
-        "torch": torch.__version__,
-        "lightning": L.__version__,
-        "python": platform.python_version(),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        # name, dtype, size and SHA-256 (checked by the zoo before every load)
+        **weights_fields(weights, cfg.weights_dtype),
+        **provenance(),  # torch, lightning, python, date
     }
-    card_path = out / f"{cfg.name}.json"
-    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    card_path = write_card(out / f"{cfg.name}.json", card)
 
     if cfg.time_sampling:
         card["sampling"] = _time_sampling(cfg, model, out)
-        card_path.write_text(json.dumps(card, indent=2) + "\n")
+        write_card(card_path, card)
     log.info("wrote %s and %s", weights, card_path)
     print(f"\n{cfg.name}: {weights} ({card['weights_bytes'] / 1e6:.2f} MB), {card_path}")
     print(f"  {card['iterations']} iterations in {seconds:.0f} s; final losses {final}")

@@ -12,8 +12,14 @@ training data was. ``pixelproof.predict``, the detector part of ``pixelproof.exp
 demo all score through it, so the verdict rule (:meth:`Detector.verdict`) exists once.
 
 A detector is the rebuilt model with what its checkpoint says (:class:`TrainedDetector`) and how
-it is run (:class:`InferenceSettings`); another source of the model (a shared folder) only needs
-another constructor that builds those two.
+it is run (:class:`InferenceSettings`). It is shared as a folder (weights, card, README) through
+huggingface_hub's ``ModelHubMixin``:
+
+    detector.save_pretrained("my_detector")              # model.safetensors, config.json, README.md
+    detector = Detector.from_pretrained("my_detector")   # or "<user>/<repo>" on the Hub, or a .ckpt
+    detector.push_to_hub("<user>/my_detector")           # after `hf auth login`
+
+(:mod:`pixelproof.models.sharing` has the folder's format and how it is checked when loaded).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from huggingface_hub import ModelHubMixin
 
 from pixelproof.data.image_inputs import ImageInputs, expand_inputs, to_image
 from pixelproof.evaluation.ten_crop import batch_logits
@@ -45,13 +52,23 @@ class Prediction:
         return self.skipped is None
 
 
-class Detector:
+class Detector(ModelHubMixin, library_name="pixelproof", tags=["pixelproof"]):
     """A trained detector with its inference settings; call it on images (:meth:`predict`)."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Detector:
+        # the mixin's __new__ records __init__'s arguments as the JSON config, and asdict() of
+        # these dataclasses would deep-copy the model: config.json is the card instead
+        # (_save_pretrained writes it)
+        return object.__new__(cls)
 
     def __init__(self, trained: TrainedDetector, settings: InferenceSettings) -> None:
         self.trained, self.settings = trained, settings
         self.model = trained.model.to(settings.device).eval()
         self.transform = settings.transform()
+        # what save_pretrained's card reports: the training run's directory (command, metrics),
+        # and the card of the folder it was loaded from (kept when saved again)
+        self.run_dir: Path | None = None
+        self.card: dict[str, Any] = {}
 
     @classmethod
     def load(cls, ckpt_path: str | Path, **overrides: Any) -> Detector:
@@ -60,7 +77,89 @@ class Detector:
         ``conf/inference/``: ``threshold``, ``image_size``, ``resize_mode``, ``device``,
         ``batch_size``, ``num_workers``, ``ten_crop``, ``crop_size``) say otherwise."""
         trained = load_trained(ckpt_path)
-        return cls(trained, inference_settings(inference_config(overrides), trained))
+        detector = cls(trained, inference_settings(inference_config(overrides), trained))
+        run_dir = Path(ckpt_path).resolve().parent.parent  # <run>/checkpoints/<name>.ckpt
+        if (run_dir / "metrics.json").is_file() or (run_dir / ".hydra").is_dir():
+            detector.run_dir = run_dir
+        return detector
+
+    @classmethod
+    def from_pretrained(cls, source: str | Path, **kwargs: Any) -> Detector:
+        """The detector in ``source``: a folder :meth:`save_pretrained` wrote, the Hub repo id of
+        one (``"owner/name"``; ``revision=``, ``cache_dir=``, ``token=`` go to
+        huggingface_hub), or a checkpoint file (as :meth:`load`). Other keyword arguments are
+        inference settings, as for :meth:`load`; by default the folder's own.
+
+        Raises ``FileNotFoundError`` / ``ValueError`` (a path that is not there, a folder
+        without the files, a string that is not a repo id), ``OSError`` (a repo that cannot be
+        downloaded), :class:`~pixelproof.models.sharing.PretrainedError` (a damaged folder),
+        each one line saying what to pass instead: never a randomly initialised detector."""
+        from pixelproof.models.sharing import INSTEAD, resolve_source
+        from pixelproof.utils.hub import hub_reachable
+
+        kind, path = resolve_source(source)
+        hub_keys = {"revision", "cache_dir", "force_download", "token", "local_files_only"}
+        if kind == "checkpoint":
+            return cls.load(path, **{k: v for k, v in kwargs.items() if k not in hub_keys})
+        if kind == "folder":
+            return super().from_pretrained(path, **kwargs)
+        # a Hub repo: probed once, so an offline machine fails at once instead of retrying
+        kwargs.setdefault("local_files_only", not hub_reachable())
+        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+        try:
+            return super().from_pretrained(str(source), **kwargs)
+        except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as err:
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            if kwargs["local_files_only"]:
+                reason = "the Hub is offline or unreachable and it is not in the local cache"
+            raise OSError(f"cannot load the Hub repo {source!r} ({reason}); {INSTEAD}") from None
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        from pixelproof.models.sharing import write_folder
+
+        write_folder(self, Path(save_directory))
+
+    @classmethod
+    def _from_pretrained(
+        cls,
+        *,
+        model_id: str,
+        revision: str | None,
+        cache_dir: str | Path | None,
+        force_download: bool,
+        local_files_only: bool,
+        token: str | bool | None,
+        config: dict | None = None,  # the mixin's parse of config.json: read again, checked
+        **overrides: Any,
+    ) -> Detector:
+        from pixelproof.models.sharing import WEIGHTS_NAME, read_folder
+
+        folder = Path(model_id)
+        if not folder.is_dir():  # a Hub repo: its weights beside the config.json just fetched
+            from huggingface_hub import hf_hub_download
+
+            folder = Path(
+                hf_hub_download(
+                    model_id,
+                    WEIGHTS_NAME,
+                    revision=revision,
+                    cache_dir=cache_dir,
+                    force_download=force_download,
+                    local_files_only=local_files_only,
+                    token=token,
+                )
+            ).parent
+        trained, inference, card = read_folder(folder, overrides)
+        detector = cls(trained, inference_settings(inference, trained))
+        detector.card = card
+        return detector
+
+    def generate_model_card(self, *args: Any, **kwargs: Any):
+        """The README.md :meth:`save_pretrained` writes (see :mod:`pixelproof.models.sharing`)."""
+        from pixelproof.models.sharing import model_card
+
+        return model_card(self.card)
 
     @property
     def threshold(self) -> float:

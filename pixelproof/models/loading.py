@@ -60,10 +60,19 @@ def load_trained(
             their parts (:mod:`pixelproof.models.registry`), or its weights do not fit the
             model it names.
     """
+    path = Path(ckpt_path)
+    return rebuild_trained(read_checkpoint(path, map_location), path, map_location)
+
+
+def rebuild_trained(
+    checkpoint: dict, path: Path, map_location: str | torch.device = "cpu"
+) -> TrainedDetector:
+    """The detector a checkpoint-shaped dict describes (``state_dict``, ``model_config``, and
+    optionally ``datamodule_hyper_parameters``), read from ``path``: what :func:`load_trained`
+    and a shared folder (``Detector.from_pretrained``) both rebuild through, so the model config
+    passes the same allow-list and the weights the same checks. Raises :class:`CheckpointError`."""
     from pixelproof.models.registry import UntrustedConfigError, build_detector
 
-    path = Path(ckpt_path)
-    checkpoint = read_checkpoint(path, map_location)
     config = checkpoint.get(MODEL_CONFIG)
     if not isinstance(config, dict) or "_target_" not in config:
         raise CheckpointError(
