@@ -12,10 +12,10 @@ Every image is decoded once, at ``setup`` (:class:`ImageFileDataset`); the train
 augmentations (``augment``: :class:`BatchAugmentation`) run on whole batches once they reach the
 model's device, in :meth:`ImageDataModule.on_after_batch_transfer`, and only while training.
 
-The training loader is a :class:`ResumableLoader` over an :class:`EpochSampler`: the order of an
-epoch is a function of the seed and the epoch alone, and a run resumed mid-epoch starts after the
-batches Lightning's restored progress counts, so it sees exactly the batches the uninterrupted
-run would have seen (one process; see :meth:`ImageDataModule._samples_done` for DDP).
+The training loader is a :class:`ResumableLoader` over a :class:`ResumableShuffleSampler`: the
+order of an epoch is a function of the seed and the epoch alone, and a run resumed mid-epoch starts
+after the batches Lightning's restored progress counts, so it sees exactly the batches the
+uninterrupted run would have seen (one process; see :meth:`ImageDataModule._samples_done` for DDP).
 """
 
 import inspect
@@ -142,7 +142,7 @@ class ImageDataModule(LightningDataModule):
         return ResumableLoader(
             dataset,
             batch_size=hp.batch_size,
-            sampler=EpochSampler(len(dataset), seed, skip=self._samples_done),
+            sampler=ResumableShuffleSampler(len(dataset), seed, skip=self._samples_done),
             drop_last=len(dataset) > hp.batch_size,
             # the loader's own generator: creating an iterator draws a seed from it, not from
             # torch's global RNG (which the augmentations use), so the augmentations do not
@@ -174,7 +174,7 @@ class ImageDataModule(LightningDataModule):
         return [self._loader(ds, train=False) for ds in self.test_sets.values()]
 
 
-class EpochSampler(Sampler[int]):
+class ResumableShuffleSampler(Sampler[int]):
     """A shuffled order of ``n`` indices that depends on ``seed`` and the epoch alone.
 
     Lightning calls :meth:`set_epoch` before each epoch. ``skip`` (a callable, read when an
@@ -225,10 +225,10 @@ class ResumableLoader(DataLoader):
 
     def _epoch_batches(self) -> Iterator[Any]:
         epoch = int(getattr(self.sampler, "epoch", 0))
-        if self.generator is not None and isinstance(self.sampler, EpochSampler):
+        if self.generator is not None and isinstance(self.sampler, ResumableShuffleSampler):
             self.generator.manual_seed(self.sampler.seed + epoch)  # worker seeds, per epoch
         iterator = super().__iter__()
-        skip = self.sampler.skip() if isinstance(self.sampler, EpochSampler) else 0
+        skip = self.sampler.skip() if isinstance(self.sampler, ResumableShuffleSampler) else 0
         self._epoch, self._batches = epoch, (skip // self.batch_size if self.batch_size else 0)
         for batch in iterator:
             self._batches += 1

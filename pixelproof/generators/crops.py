@@ -83,8 +83,9 @@ class PhotoCropDataset(Dataset):
         return 2**62
 
 
-class EpochSampler(Sampler[int]):
-    """Epoch ``e`` yields crop indices ``[e * n, (e + 1) * n)``; Lightning calls ``set_epoch``."""
+class FreshCropSampler(Sampler[int]):
+    """New crops every epoch: epoch ``e`` yields crop indices ``[e * n, (e + 1) * n)``, so no
+    epoch repeats an earlier one's crops; Lightning calls ``set_epoch``."""
 
     def __init__(self, crops_per_epoch: int) -> None:
         self.n, self.epoch = crops_per_epoch, 0
@@ -142,7 +143,7 @@ class PhotoCrops(LightningDataModule):
         return DataLoader(
             self.dataset,
             batch_size=hp.batch_size,
-            sampler=EpochSampler(hp.crops_per_epoch),
+            sampler=FreshCropSampler(hp.crops_per_epoch),
             drop_last=True,
             num_workers=hp.num_workers,
             persistent_workers=hp.num_workers > 0,
