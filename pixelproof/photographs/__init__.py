@@ -82,7 +82,7 @@ def load_photo(name: str) -> np.ndarray:
 def random_crop(photo: np.ndarray, rng: np.random.Generator, size: int = 32) -> np.ndarray:
     """A crop of random side in [size, max(size, min(H, W) // 2)] at a random place, area-averaged
     (PIL BOX) to size x size; drawn again, up to 20 times in all, while its std is under 2 grey
-    levels. The same draws as ``pixelproof.data.embedded.random_crop`` for size 32.
+    levels. The embedded dataset (:mod:`pixelproof.data.embedded`) draws its real crops with it.
     """
     h, w, _ = photo.shape
     for _ in range(_CROP_TRIES):
