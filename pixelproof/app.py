@@ -16,7 +16,7 @@ rule (:mod:`pixelproof.data.task1`), so a misnamed upload is left out of it inst
 renumbering the others. Uploads are decoded one at a time, each brought at once to what the
 analysis keeps (the model's input; for CLIP, a copy reduced to about its input size), so memory
 holds at most one full-size image; an image of more than ``max_pixels`` pixels is refused from
-its header, before decoding. Needs the ``app`` extra (``pip install -e ".[app]"``); heavy
+its header, before decoding. Needs the ``app`` extra (``pip install 'pixelproof[app]'``); heavy
 imports wait until the app starts, so ``--help`` answers at once.
 """
 
@@ -411,15 +411,17 @@ def _reduced(image, size: int):
 def _gradio():
     """Gradio, imported on first use (no analytics: the demo must run offline)."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    try:
-        import gradio
-    except ImportError:
-        raise SystemExit('The demo needs Gradio: pip install -e ".[app]" (or ".[dev]")') from None
+    from pixelproof.utils.extras import require
+
+    require("app", "gradio", what="the demo")
+    import gradio
+
     return gradio
 
 
 def app(cfg: DictConfig, **launch_kwargs):
     """Build the demo and serve it (blocks, unless ``prevent_thread_lock=True``)."""
+    _gradio()  # the app extra, before any model is loaded
     demo = DetectorDemo(cfg)
     return demo.launch(
         server_name=cfg.server_name,

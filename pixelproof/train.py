@@ -45,7 +45,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from pixelproof.callbacks.model_config import RecordModelConfig
     from pixelproof.callbacks.rng_state import RNGState
     from pixelproof.models.loading import check_resumable, read_checkpoint
+    from pixelproof.utils.console import quiet_lightning
     from pixelproof.utils.instantiate import instantiate_named
+
+    quiet_lightning()  # every Lightning line once, through Hydra's handlers
 
     resume = read_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else None
     if cfg.get("seed") is not None:
@@ -78,7 +81,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
             if not best:
                 log.warning("No best checkpoint recorded: testing the current weights.")
             _detach_weight_averaging(trainer)
-            trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
+            # verbose=False: the per-generator table below, not Lightning's dump of every metric
+            trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
             metrics.update(_floats(trainer.callback_metrics))
             if trainer.is_global_zero and _journey(cfg):  # the best weights are loaded now
                 metrics.update(_run_journey(cfg, model, datamodule))

@@ -76,13 +76,16 @@ def train_generator(cfg: DictConfig) -> dict:
     import torch
     from safetensors.torch import save_file
 
+    from pixelproof.callbacks.progress import StepBudgetProgressBar
     from pixelproof.utils.cards import provenance, weights_fields, write_card
     from pixelproof.utils.checkpoint_io import AtomicCheckpointIO
+    from pixelproof.utils.console import quiet_lightning
     from pixelproof.utils.instantiate import instantiate_named
     from pixelproof.utils.signal_stop import SignalStop
     from pixelproof.utils.validation import validate
 
     validate(cfg, "train_generator")  # settings, and ckpt_path: an existing checkpoint file
+    quiet_lightning()  # every Lightning line once, through Hydra's handlers
     torch.set_num_threads(cfg.threads)
     L.seed_everything(cfg.seed, workers=True)
     # plain lists and dicts: the interrupt checkpoint holds their hyper-parameters, and a resume
@@ -91,6 +94,8 @@ def train_generator(cfg: DictConfig) -> dict:
     model = hydra.utils.instantiate(cfg.generator, _convert_="all")
     tracker = LossTracker()
     callbacks = [tracker, *instantiate_named(cfg.get("callbacks"), "callback")]
+    if cfg.trainer.get("enable_progress_bar", True):  # "Epoch 3, step 384/3000", not "3/-2"
+        callbacks.append(StepBudgetProgressBar())
     loggers = instantiate_named(cfg.get("logger"), "logger")
     trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]

@@ -697,8 +697,8 @@ def test_every_entry_point_fails_with_one_line(tmp_path):
         (
             ["-c", without_onnx, f"ckpt_path={ckpt}"],
             1,
-            "pixelproof.export: ImportError: format=onnx needs onnx, onnxscript, onnxruntime: "
-            'pip install "pixelproof[export]"',
+            "pixelproof.export: format=onnx needs onnx, onnxscript, onnxruntime: "
+            "pip install 'pixelproof[export]' (or format=torchscript)",
         ),
     ]
 

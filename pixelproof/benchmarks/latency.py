@@ -184,6 +184,7 @@ def bench(cfg: DictConfig) -> Path:
     peak = matmul_peak_gflops(cfg.matmul_size, cfg.threads)
     print(f"fp32 matmul peak ({cfg.matmul_size}^2, {cfg.threads} threads): {peak:.1f} GFLOP/s")
     results = []
+    print(to_markdown(results, cfg, peak), flush=True)  # the header, then each row as it is timed
     for row in plan_rows(cfg):
         results.append(run_row(row, cfg.isolate))
         print(to_markdown(results, cfg, peak).splitlines()[-1], flush=True)

@@ -153,14 +153,9 @@ def _first_line(err: Exception) -> str:
 
 
 def _require(*modules: str) -> None:
-    import importlib.util
+    from pixelproof.utils.extras import require
 
-    missing = [m for m in modules if importlib.util.find_spec(m) is None]
-    if missing:
-        raise ImportError(
-            f'format=onnx needs {", ".join(missing)}: pip install "pixelproof[export]" '
-            "(onnx, onnxscript, onnxruntime), or use format=torchscript"
-        )
+    require("export", *modules, what="format=onnx", otherwise="or format=torchscript")
 
 
 def compare(net: nn.Module, folder: Path, images: torch.Tensor, threshold: float) -> dict:

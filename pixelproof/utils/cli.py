@@ -22,6 +22,8 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from pixelproof.utils.extras import MissingExtra
+
 try:  # Hydra's callback base class (hydra-core >= 1.1)
     from hydra.experimental.callback import Callback as _HydraCallback
 except ImportError:  # pragma: no cover
@@ -31,7 +33,14 @@ EXIT_ERROR = 1
 EXIT_BAD_SETTING = 2
 
 # errors whose message says it all (the exception's type would only add noise)
-_PLAIN = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError)
+_PLAIN = (
+    ValueError,
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    PermissionError,
+    MissingExtra,
+)
 
 
 class Interrupted(Exception):

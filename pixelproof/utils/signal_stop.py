@@ -93,7 +93,8 @@ def last_checkpoint(trainer) -> Path | None:
 
     found = []
     for callback in trainer.callbacks:
-        if isinstance(callback, OnExceptionCheckpoint):
+        # InterruptCheckpoint by its flag (utils imports no callbacks: no package cycle)
+        if isinstance(callback, OnExceptionCheckpoint) or getattr(callback, "on_interrupt", False):
             found.append(callback.ckpt_path)
         elif isinstance(callback, ModelCheckpoint):
             found.append(callback.last_model_path)
