@@ -149,9 +149,9 @@ def test_target_fpr_calibration_in_training_and_its_setting(tmp_path):
 
     from pixelproof.utils.validation import ConfigError, validate
 
-    cfg = compose_config("train", "callbacks.threshold_calibration.method=target_fpr")
+    cfg = compose_config("train")
+    assert cfg.callbacks.threshold_calibration.method == "target_fpr"
     assert cfg.callbacks.threshold_calibration.target_fpr == 0.05
-    assert compose_config("train").callbacks.threshold_calibration.method == "best_acc"
     bad = compose_config("train", "callbacks.threshold_calibration.target_fpr=1.5")
     with pytest.raises(ConfigError, match="threshold_calibration.target_fpr=1.5: must be a num"):
         validate(bad, "train", run_dir=str(tmp_path))
