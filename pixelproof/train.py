@@ -7,7 +7,7 @@
 ``train(cfg)`` is a plain function (tests and notebooks call it); ``main`` only wraps it for Hydra.
 Heavy imports happen inside ``train`` so ``--help`` and ``--cfg job`` answer at once.
 
-Faults (README, "Recovery"): every checkpoint is written atomically (:mod:`pixelproof.utils.
+Faults (docs/recovery.md): every checkpoint is written atomically (:mod:`pixelproof.utils.
 checkpoint_io`); ``last.ckpt`` is rewritten every epoch and every ``periodic_checkpoint``
 interval; a checkpoint holds the training loader's position and the RNG states, so a resumed
 run continues exactly; SIGTERM and SIGINT stop at the end of the current batch, save
