@@ -107,13 +107,35 @@ def find_runs(sweep_dir: Path) -> tuple[list[Run], list[str]]:
         )
         config_file = job_dir / ".hydra/config.yaml"
         config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else {}
-        runs.append(Run(job, overrides, json.loads(metrics_file.read_text()), config or {}))
+        metrics = json.loads(metrics_file.read_text()) | journey_per_generator(job_dir)
+        runs.append(Run(job, overrides, metrics, config or {}))
     if not runs:
         raise SystemExit(
             f"collect: none of the {len(jobs)} jobs in {sweep_dir} wrote metrics.json "
             "(all failed or are still running)"
         )
     return runs, skipped
+
+
+def journey_per_generator(job_dir: Path) -> dict[str, float]:
+    """``journey/<generator>/mean_ap`` and ``worst_ap`` over the processed cells of the run's
+    ``journey/journey.csv`` (``robustness=journey``), or nothing for a run without one."""
+    import math
+
+    from pixelproof.evaluation.journey_report import MEAN, read_journey
+
+    path = job_dir / "journey" / "journey.csv"
+    if not path.is_file():
+        return {}
+    aps: dict[str, list[float]] = {}
+    for row in read_journey(path):
+        if row["steps"] != "as it is" and row["generator"] != MEAN and not math.isnan(row["ap"]):
+            aps.setdefault(row["generator"], []).append(row["ap"])
+    metrics = {}
+    for generator, values in aps.items():
+        metrics[f"journey/{generator}/mean_ap"] = sum(values) / len(values)
+        metrics[f"journey/{generator}/worst_ap"] = min(values)
+    return metrics
 
 
 def swept_keys(runs: Sequence[Run]) -> list[str]:

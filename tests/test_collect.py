@@ -200,3 +200,35 @@ def test_the_selection_rule_ranks_recipes_by_their_worst_criterion():
     assert steady["spread"] == pytest.approx(0.01)
     lines = collect.selection_table(runs, ["recipe", "held_out", "seed"])
     assert any("**87.0**" in line for line in lines)
+
+
+def test_journey_cells_give_each_generator_its_mean_and_worst_ap(tmp_path):
+    """collect reads a run's journey/journey.csv: per generator, the mean and the lowest AP over
+    the processed cells (the clean cell and the mean row left out), into results.csv."""
+    from pixelproof.evaluation.journey_report import CSV_COLUMNS
+
+    fake_job(tmp_path / "sweep", "0", ["recipe=journey"], {"test/ap": 0.9})
+    fake_job(tmp_path / "sweep", "1", ["recipe=flip"], {"test/ap": 0.8})  # no journey
+    rows = [  # cell, generator, ap, steps
+        ("none", "ldm", 0.99, "as it is"),
+        ("jpeg q90", "ldm", 0.90, "jpeg 90"),
+        ("blur 1.0", "ldm", 0.70, "blur 1.0"),
+        ("jpeg q90", "dcgan", 0.95, "jpeg 90"),
+        ("jpeg q90", "mean", 0.10, "jpeg 90"),
+    ]
+    (tmp_path / "sweep" / "0" / "journey").mkdir()
+    with open(tmp_path / "sweep" / "0" / "journey" / "journey.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, CSV_COLUMNS)
+        writer.writeheader()
+        for cell, generator, ap, steps in rows:
+            numbers = dict.fromkeys(CSV_COLUMNS[2:-1], 0.5)
+            writer.writerow(
+                numbers | {"cell": cell, "generator": generator, "ap": ap, "steps": steps}
+            )
+    collect.collect(tmp_path / "sweep", out=tmp_path)
+    with open(tmp_path / "results.csv", newline="") as handle:
+        by_run = {row["run"]: row for row in csv.DictReader(handle)}
+    assert float(by_run["0"]["journey/ldm/mean_ap"]) == pytest.approx(0.80)
+    assert float(by_run["0"]["journey/ldm/worst_ap"]) == pytest.approx(0.70)
+    assert float(by_run["0"]["journey/dcgan/worst_ap"]) == pytest.approx(0.95)
+    assert "journey/mean/mean_ap" not in by_run["0"] and by_run["1"]["journey/ldm/mean_ap"] == ""
