@@ -1,30 +1,15 @@
-"""Shared fixtures: the real Hydra configs, shrunk, and a tiny embedded dataset."""
+"""Shared fixtures: a tiny embedded dataset, the overrides that make a training run tiny, and a
+tiny CLIP checkpoint. The helpers the tests import are in ``tests/helpers``."""
 
 import os
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
 
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach for a model hub
 
-TINY_EMBEDDED = ["data.embedded.n_train=96", "data.embedded.n_val=48", "data.embedded.n_test=48"]
-
-
-def compose_config(name: str, *overrides: str) -> DictConfig:
-    """Compose ``conf/<name>.yaml`` as ``python -m pixelproof.<name> <overrides>`` would."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(CONF_DIR, version_base="1.3"):
-        cfg = compose(name, overrides=list(overrides), return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)  # for ${hydra:...} interpolations
-    with open_dict(cfg):
-        del cfg["hydra"]  # as in a real run, where @hydra.main hands over the job config only
-    return cfg
+from helpers.configs import tiny_data_overrides  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -34,18 +19,6 @@ def embedded_root(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("data") / "embedded"
     return build_embedded_dataset(root, n_train=96, n_val=48, n_test=48, seed=0)
-
-
-def tiny_data_overrides(tmp_path: Path, embedded_root: Path) -> list[str]:
-    """The tiny embedded data, already built (read as its layout), small batches, files in
-    tmp_path."""
-    return [
-        f"paths.root_dir={tmp_path}",
-        f"data.root={embedded_root}",
-        "data.embedded=null",  # already built: only read it
-        "data.batch_size=16",
-        "data.eval_batch_size=32",
-    ]
 
 
 @pytest.fixture
@@ -96,25 +69,13 @@ def rine_overrides(train_overrides, tiny_clip_dir) -> list[str]:
     return [*shared, "model=rine_tinyclip", f"model.backbone.name_or_path={tiny_clip_dir}"]
 
 
-def run_multirun(*overrides: str) -> None:
-    """``python -m pixelproof.train -m <overrides>``, in this process (no second ~10 s import).
-    Pass ``hydra.sweep.dir=...``; errors propagate with their traceback (HYDRA_FULL_ERROR)."""
-    import logging
-    from unittest import mock
+LAYERS = ("unit", "integration", "e2e")
 
-    from pixelproof.train import main
 
-    # Hydra points the root logger at this test's captured stderr and the jobs' log files
-    root, saved = logging.getLogger(), (logging.getLogger().handlers[:], logging.getLogger().level)
-    argv = ["pixelproof.train", "-m", *overrides]
-    # conf/ is found next to train.py as when run as __main__ (as a module, Hydra looks for a
-    # `conf` package)
-    env = {"HYDRA_FULL_ERROR": "1", "HYDRA_MAIN_MODULE": "__main__"}
-    try:
-        with mock.patch("sys.argv", argv), mock.patch.dict(os.environ, env):
-            main()
-    finally:
-        for handler in set(root.handlers) - set(saved[0]):
-            handler.close()
-        root.handlers[:], root.level = saved
-        GlobalHydra.instance().clear()
+def pytest_collection_modifyitems(config, items) -> None:
+    """Mark each test with its layer, the folder it lives in (``-m "not e2e"`` and the like)."""
+    tests = Path(__file__).parent
+    for item in items:
+        layer = Path(item.fspath).relative_to(tests).parts[0]
+        if layer in LAYERS:
+            item.add_marker(layer)

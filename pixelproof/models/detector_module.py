@@ -1,6 +1,6 @@
 """The LightningModule every real/fake detector shares.
 
-The contract (docs/detectors.md; ``tests/test_detector_contract.py`` checks it
+The contract (docs/detectors.md; ``tests/unit/test_detector_contract.py`` checks it
 for every detector config): a batch is ``(images [B,3,H,W] in [0,1], labels [B] float, fake = 1)``;
 the injected ``net`` normalises internally and returns one logit per image. Swapping ``model=``
 swaps ``net`` (and, for RINE, the loss) while data, attacks and evaluation stay the same.
