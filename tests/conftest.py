@@ -9,7 +9,7 @@ import pytest
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach for a model hub
 
-from helpers.configs import tiny_data_overrides  # noqa: E402
+from helpers.configs import SIMPLE_CNN, tiny_data_overrides  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -23,17 +23,30 @@ def embedded_root(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def train_overrides(tmp_path, embedded_root) -> list[str]:
-    """Overrides that make a wavefreq training run tiny and keep its files in tmp_path (the
-    published Team 57 architecture on a smaller ResNet; the default simple_cnn is tiny anyway)."""
+    """Overrides that make a training run tiny and keep its files in tmp_path: the tiny
+    embedded data, one epoch, and a two-stage simple_cnn (:data:`SIMPLE_CNN`), for every run that
+    does not test a specific detector (those swap ``model`` as ``wavefreq_overrides`` and
+    ``rine_overrides`` do)."""
     return [
         f"paths.output_dir={tmp_path / 'run'}",
         *tiny_data_overrides(tmp_path, embedded_root),
-        "model=wavefreq_resnet50",
-        "model.net.backbone=resnet26",
+        *SIMPLE_CNN,
         "trainer.max_epochs=1",
         "trainer.accelerator=cpu",
         "callbacks.model_summary=null",
     ]
+
+
+def without_model(overrides: list[str]) -> list[str]:
+    return [o for o in overrides if not o.startswith(("model.", "model="))]
+
+
+@pytest.fixture
+def wavefreq_overrides(train_overrides) -> list[str]:
+    """``train_overrides`` for the wavefreq detector (the published Team 57 architecture) on a
+    smaller ResNet, for the tests of that detector."""
+    wavefreq = ["model=wavefreq_resnet50", "model.net.backbone=resnet26"]
+    return [*without_model(train_overrides), *wavefreq]
 
 
 @pytest.fixture(scope="session")
@@ -65,7 +78,7 @@ def tiny_clip_dir(tmp_path_factory) -> Path:
 @pytest.fixture
 def rine_overrides(train_overrides, tiny_clip_dir) -> list[str]:
     """``train_overrides`` for ``model=rine_tinyclip`` on the tiny CLIP checkpoint."""
-    shared = [o for o in train_overrides if not o.startswith(("model.", "model="))]
+    shared = without_model(train_overrides)
     return [*shared, "model=rine_tinyclip", f"model.backbone.name_or_path={tiny_clip_dir}"]
 
 

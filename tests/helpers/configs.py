@@ -17,6 +17,9 @@ CONF_DIR = str(ROOT / "conf")
 
 TINY_EMBEDDED = ["data.embedded.n_train=96", "data.embedded.n_val=48", "data.embedded.n_test=48"]
 
+#: the small detector of every run that does not test a specific one (``train_overrides``)
+SIMPLE_CNN = ["model=simple_cnn", "model.net.widths=[8,16]"]
+
 
 def compose_config(name: str, *overrides: str) -> DictConfig:
     """Compose ``conf/<name>.yaml`` as ``python -m pixelproof.<name> <overrides>`` would."""

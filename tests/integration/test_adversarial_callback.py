@@ -300,11 +300,11 @@ def test_adversarial_config_trains_with_nfgsm_and_watches_for_collapse():
     assert callback.collapse_attacks(0)[1].label == "pgd-20 eps=4/255"
 
 
-def test_end_to_end_wavefreq(train_overrides):
+def test_end_to_end_wavefreq(wavefreq_overrides):
     metrics = train(
         compose_config(
             "train",
-            *train_overrides,
+            *wavefreq_overrides,
             "callbacks=adversarial",
             "attack=fgsm_rs",
             "callbacks.adversarial.robust_validation=true",

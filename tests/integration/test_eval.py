@@ -144,7 +144,7 @@ def test_eval_a_trained_checkpoint_on_the_embedded_per_generator_layout(
     detector, request, tmp_path, embedded_root
 ):
     overrides = request.getfixturevalue(
-        "train_overrides" if detector == "wavefreq" else "rine_overrides"
+        "wavefreq_overrides" if detector == "wavefreq" else "rine_overrides"
     )
     train(compose_config("train", *overrides, "test=false"))
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"

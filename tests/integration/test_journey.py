@@ -383,19 +383,12 @@ def test_a_cell_refuses_images_that_are_not_8_bit_rgb():
         parse_cells({"none": None})
 
 
-def test_training_with_the_journey_writes_it_and_its_headline(tmp_path, embedded_root):
-    from helpers.configs import tiny_data_overrides
-
+def test_training_with_the_journey_writes_it_and_its_headline(tmp_path, train_overrides):
     from pixelproof.train import train
 
     cfg = compose_config(
         "train",
-        f"paths.output_dir={tmp_path / 'run'}",
-        *tiny_data_overrides(tmp_path, embedded_root),
-        "model=simple_cnn",
-        "model.net.widths=[8,16]",
-        "trainer.max_epochs=1",
-        "callbacks.model_summary=null",
+        *train_overrides,
         "robustness=journey",
         "robustness.max_batches=1",
     )

@@ -84,7 +84,7 @@ def test_input_size_runs_the_vit_at_a_lower_resolution(rine_overrides):
 
 def test_fast_dev_run_of_the_real_preset_with_random_weights(train_overrides):
     """The 8M/16 architecture at its native 224x224: no download, the real model size."""
-    shared = [o for o in train_overrides if not o.startswith("model.")]
+    shared = [o for o in train_overrides if not o.startswith(("model.", "model="))]
     preset = [
         "model=rine_tinyclip",
         "model/backbone=tinyclip_8m16",

@@ -13,6 +13,7 @@ import pytest
 import torch
 from helpers import known_detector
 from helpers.configs import compose_config
+from helpers.embedded import share_samples
 
 from pixelproof.data import embedded
 from pixelproof.generators import zoo
@@ -170,8 +171,10 @@ SMALL = {"n_train": 24, "n_val": 16, "n_test": 16}
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory) -> Path:
-    return embedded.build_embedded_dataset(tmp_path_factory.mktemp("ds") / "embedded", **SMALL)
+def built(tmp_path_factory, embedded_root) -> Path:
+    # the session build's samples: nothing is sampled again (the damage is to the built files)
+    parent = share_samples(embedded_root, tmp_path_factory.mktemp("ds"))
+    return embedded.build_embedded_dataset(parent / "embedded", **SMALL)
 
 
 def damaged_copy(built: Path, tmp_path: Path, damage) -> Path:

@@ -238,22 +238,11 @@ def test_the_known_detector_round_trips(tmp_path):
     assert result.p_fake == pytest.approx(0.6, abs=1e-6) and result.verdict == "fake"
 
 
-def test_train_writes_the_folder_when_asked(tmp_path, embedded_root):
-    from helpers.configs import tiny_data_overrides
-
+def test_train_writes_the_folder_when_asked(tmp_path, train_overrides):
     from pixelproof.train import train
 
     run = tmp_path / "run"
-    overrides = [
-        f"paths.output_dir={run}",
-        *tiny_data_overrides(tmp_path, embedded_root),
-        "model=simple_cnn",
-        "trainer.max_epochs=1",
-        "+trainer.limit_train_batches=2",
-        "trainer.accelerator=cpu",
-        "callbacks.model_summary=null",
-        "save_pretrained=true",
-    ]
+    overrides = [*train_overrides, "+trainer.limit_train_batches=2", "save_pretrained=true"]
     metrics = train(compose_config("train", *overrides))
     best = next((run / "checkpoints").glob("epoch_*.ckpt"))
     shared = Detector.from_pretrained(run / "detector", device="cpu")

@@ -7,6 +7,7 @@ import sys
 import pytest
 import torch
 from helpers.configs import TINY_EMBEDDED, compose_config
+from helpers.embedded import share_samples
 from helpers.image_factory import make_per_generator_tree
 from lightning import Callback
 
@@ -29,7 +30,7 @@ def test_one_epoch_writes_checkpoints_and_metrics(train_overrides, tmp_path):
     assert ckpts == {"last.ckpt", "epoch_000.ckpt"}
     # plain data only: loads with torch's safe loader and records how to rebuild the model
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
-    assert ckpt["model_config"]["net"]["backbone"] == "resnet26"
+    assert ckpt["model_config"]["net"]["widths"] == [8, 16]
 
 
 def test_per_generator_layout_reports_each_generator_and_their_mean(train_overrides, tmp_path):
@@ -99,8 +100,10 @@ def test_missing_checkpoint_is_a_clear_error(train_overrides):
 
 
 @pytest.mark.slow
-def test_cli_builds_the_embedded_data_trains_and_reports(tmp_path):
-    """The real command a user runs, in a fresh directory (builds its own embedded data)."""
+def test_cli_builds_the_embedded_data_trains_and_reports(tmp_path, embedded_root):
+    """The real command a user runs, in a fresh directory (builds its own embedded data, from
+    the samples the session's build of the same dataset left in the cache)."""
+    share_samples(embedded_root, tmp_path / "data")
     cmd = [
         sys.executable,
         "-m",

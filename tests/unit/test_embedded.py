@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.embedded import FAST_GENERATORS, share_samples
 from PIL import Image
 
 from pixelproof.data import embedded
@@ -20,9 +21,10 @@ N = dict(n_train=24, n_val=12, n_test=16)
 
 
 @pytest.fixture(scope="module")
-def parent(tmp_path_factory) -> Path:
-    """One folder for every build of this module, so they share one cache of samples."""
-    return tmp_path_factory.mktemp("embedded")
+def parent(tmp_path_factory, embedded_root) -> Path:
+    """One folder for every build of this module, so they share one cache of samples, seeded
+    with the session build's samples (seed 0, larger): seed-0 builds here sample nothing."""
+    return share_samples(embedded_root, tmp_path_factory.mktemp("embedded"))
 
 
 @pytest.fixture(scope="module")
@@ -115,10 +117,13 @@ def test_reals_of_unseen_sources_face_fakes_of_every_generator(built: Path) -> N
 
 def test_same_seed_same_bytes_other_seed_differs(built: Path, parent: Path) -> None:
     again = build_embedded_dataset(parent / "again", **N, seed=0)
-    other = build_embedded_dataset(parent / "other", **N, seed=1)
     assert _tree_bytes(again) == _tree_bytes(built)
-    bytes_other = _tree_bytes(other)
-    assert sum(bytes_other.get(k) != v for k, v in _tree_bytes(built).items()) > N["n_train"]
+    # another seed, on the quick generators (a new seed samples every generator afresh)
+    quick = dict(N, generators=FAST_GENERATORS)
+    bytes_zero = _tree_bytes(build_embedded_dataset(parent / "quick", **quick, seed=0))
+    bytes_other = _tree_bytes(build_embedded_dataset(parent / "other", **quick, seed=1))
+    assert bytes_other.keys() == bytes_zero.keys()  # the same files, other bytes
+    assert sum(bytes_other[k] != v for k, v in bytes_zero.items()) > N["n_train"]
 
 
 def test_a_held_out_family_is_only_in_the_test_split(parent: Path) -> None:
@@ -192,12 +197,13 @@ def test_second_call_is_a_no_op_and_other_parameters_raise_unless_forced(
     stamps = {p: p.stat().st_mtime_ns for p in [built / "manifest.json", *built.rglob("*.png")]}
     assert build_embedded_dataset(built, **N, seed=0) == built
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
-    root = build_embedded_dataset(parent / "forced", **N, seed=0)
+    quick = dict(N, generators=FAST_GENERATORS)  # seed 2 samples afresh: the quick generators
+    root = build_embedded_dataset(parent / "forced", **quick, seed=0)
     before = _tree_bytes(root)
     with pytest.raises(ValueError, match="differing: seed.*data.embedded.force=true"):
-        build_embedded_dataset(root, **N, seed=2)
+        build_embedded_dataset(root, **quick, seed=2)
     assert _tree_bytes(root) == before  # nothing was touched
-    build_embedded_dataset(root, **N, seed=2, force=True)
+    build_embedded_dataset(root, **quick, seed=2, force=True)
     assert json.loads((root / "manifest.json").read_text())["parameters"]["seed"] == 2
     assert not [p for p in parent.iterdir() if p.name.startswith(".forced")]  # no leftovers
 
