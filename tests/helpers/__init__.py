@@ -8,6 +8,8 @@ pyproject.toml), imported as ``from helpers.<module> import ...``:
   answers, saved as ``pixelproof.train`` saves a checkpoint;
 - :mod:`helpers.tiny_models`: tiny random CLIP, Idefics2 and LLaVA checkpoints laid out like
   Hub ones;
+- :mod:`helpers.detectors`: a detector with known answers for the attacks, and every detector
+  config built offline;
 - :mod:`helpers.embedded`: builds of the embedded dataset that reuse the session's samples;
 - :mod:`helpers.faults`: callbacks that inject faults into training runs.
 

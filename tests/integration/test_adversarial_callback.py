@@ -10,8 +10,8 @@ import hydra
 import pytest
 import torch
 from helpers.configs import compose_config
+from helpers.detectors import MeanIntensityDetector
 from lightning import Callback, Trainer
-from test_attacks import MeanIntensityDetector
 from torch.utils.data import DataLoader, TensorDataset
 
 from pixelproof.attacks.module_modes import module_modes

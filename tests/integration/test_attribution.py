@@ -9,10 +9,10 @@ import pytest
 import torch
 from helpers import known_attribution
 from helpers.configs import compose_config
+from helpers.detectors import DETECTORS, build
 from helpers.image_factory import make_image
 from helpers.tiny_models import save_tiny_clip
 from PIL import Image
-from test_detector_contract import DETECTORS, build
 from torch import nn
 
 from pixelproof.attribution.bands import (

@@ -8,8 +8,8 @@ import pytest
 import torch
 from helpers import known_detector
 from helpers.configs import compose_config
+from helpers.detectors import MeanIntensityDetector, constant_images
 from omegaconf import OmegaConf
-from test_attacks import MeanIntensityDetector, constant_images
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 

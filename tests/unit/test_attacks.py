@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers.detectors import MeanIntensityDetector, constant_images
 from omegaconf import OmegaConf
 from torch import nn
 
@@ -13,27 +14,6 @@ from pixelproof.attacks.craft import craft
 from pixelproof.attacks.module_modes import eval_mode, module_modes
 from pixelproof.attacks.spec import ATTACKS, AttackSpec, attack_spec, format_eps, pixel_value
 from pixelproof.attacks.two_class import TwoClassLogits
-
-
-class MeanIntensityDetector(nn.Module):
-    """A detector whose answers are known: logit = weight * (mean intensity - 0.5), so bright
-    images are "fake". It records its own mode whenever an attack differentiates through it."""
-
-    def __init__(self, weight: float = 20.0) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.tensor(weight))
-        self.norm = nn.BatchNorm1d(1, affine=False)  # has train/eval behaviour to get wrong
-        self.frozen = nn.Dropout(0.5)  # stands for a frozen part kept in eval mode
-        self.modes_under_attack: list[bool] = []
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.requires_grad:
-            self.modes_under_attack += [m.training for m in self.modules()]
-        return self.weight * (x.mean(dim=(1, 2, 3)) - 0.5)
-
-
-def constant_images(*values: float, size: int = 8) -> torch.Tensor:
-    return torch.stack([torch.full((3, size, size), v) for v in values])
 
 
 @pytest.mark.parametrize(

@@ -6,45 +6,15 @@ export scores like it. A new ``conf/model/<name>.yaml`` is picked up here withou
 """
 
 import json
-from pathlib import Path
 
-import hydra
 import pytest
 import torch
-from helpers.configs import CONF_DIR, compose_config
-from omegaconf import OmegaConf
+from helpers.detectors import DETECTORS, build
 
 from pixelproof.attacks.craft import craft
 from pixelproof.attacks.spec import attack_spec
 from pixelproof.deploy.exporter import compare, example_images, export_net
-from pixelproof.models.detector_module import DetectorModule
 from pixelproof.models.loading import load_detector
-
-# set wherever a config has the key: no hub here, so pretrained towers become random ones
-OFFLINE = {"model.backbone.pretrained": "false"}
-
-
-def _is_detector(name: str) -> bool:
-    target = OmegaConf.load(Path(CONF_DIR) / "model" / f"{name}.yaml").get("_target_")
-    if not isinstance(target, str):
-        return False
-    module, _, cls = target.rpartition(".")
-    return issubclass(getattr(__import__(module, fromlist=[cls]), cls), DetectorModule)
-
-
-DETECTORS = sorted(
-    p.stem for p in (Path(CONF_DIR) / "model").glob("*.yaml") if _is_detector(p.stem)
-)
-
-
-def build(name: str) -> tuple[DetectorModule, dict]:
-    cfg = compose_config("train", f"model={name}")
-    overrides = [f"{k}={v}" for k, v in OFFLINE.items() if OmegaConf.select(cfg, k) is not None]
-    cfg = compose_config("train", f"model={name}", *overrides)
-    torch.manual_seed(0)
-    return hydra.utils.instantiate(cfg.model).eval(), OmegaConf.to_container(
-        cfg.model, resolve=True
-    )
 
 
 def test_the_detectors_are_found():
