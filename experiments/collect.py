@@ -302,7 +302,8 @@ def selection_scores(runs: Sequence[Run], swept: Sequence[str]) -> dict[str, dic
     held-out-family AP of its held-out runs; from its runs on every family, the journey's mean
     and worst AP and the real ACC at the threshold on reals from unseen sources (means over
     seeds, with their spread); and its score, the worst of the four."""
-    recipe_keys = [k for k in swept if k not in (HELD_OUT, "seed")]
+    # the seeds' runs come from experiment=selection_seeds: the same recipe, another seed
+    recipe_keys = [k for k in swept if k not in (HELD_OUT, "seed", "experiment")]
     recipe = lambda run: _label(run, recipe_keys) or "default"  # noqa: E731
     groups: dict[str, dict] = {}
     for run in runs:

@@ -170,7 +170,7 @@ def test_the_selection_rule_ranks_recipes_by_their_worst_criterion():
     lower everywhere but holds; the worst criterion puts 'steady' first."""
 
     def run(job, recipe, held_out, **metrics):
-        overrides = {"recipe": recipe, "held_out": held_out}
+        overrides = {"experiment": "selection", "recipe": recipe, "held_out": held_out}
         return collect.Run(job, overrides, metrics)
 
     def held(ap):  # the held-out VAE's AP; DCGAN was seen
@@ -190,15 +190,16 @@ def test_the_selection_rule_ranks_recipes_by_their_worst_criterion():
             **{"journey/mean_ap": 0.95, "journey/worst_ap": 0.86},
         ),
     ]
-    runs[4].overrides["seed"] = "1"
-    table = collect.selection_scores(runs, ["recipe", "held_out", "seed"])
+    runs[4].overrides |= {"seed": "1", "experiment": "selection_seeds"}  # make selection's seeds
+    swept = ["experiment", "recipe", "held_out", "seed"]
+    table = collect.selection_scores(runs, swept)
     assert list(table) == ["recipe=steady", "recipe=sharp"]
     steady, sharp = table["recipe=steady"], table["recipe=sharp"]
     assert sharp["score"] == pytest.approx(0.60)  # its journey worst
     assert steady["score"] == pytest.approx(0.87)  # mean journey worst over its two seeds
     assert steady["held-out AP"] == pytest.approx(0.90) and steady["seeds"] == 2
     assert steady["spread"] == pytest.approx(0.01)
-    lines = collect.selection_table(runs, ["recipe", "held_out", "seed"])
+    lines = collect.selection_table(runs, swept)
     assert any("**87.0**" in line for line in lines)
 
 
