@@ -11,7 +11,7 @@ from typing import Any
 
 from lightning import Callback
 
-KEY = "model_config"
+from pixelproof.models.loading import MODEL_CONFIG as KEY  # where checkpoints are read
 
 
 class RecordModelConfig(Callback):

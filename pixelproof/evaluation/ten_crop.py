@@ -2,7 +2,6 @@
 
 import torch
 from torch import nn
-from torchvision.transforms.v2.functional import ten_crop
 
 
 @torch.inference_mode()
@@ -11,6 +10,8 @@ def batch_logits(model: nn.Module, images: torch.Tensor, crop_size: int | None =
     centre, and their mirror images), RINE's protocol for Synthbuster, in one forward pass."""
     if crop_size is None:
         return model(images)
+    from torchvision.transforms.v2.functional import ten_crop  # a second's import, when needed
+
     if crop_size > min(images.shape[-2:]):
         raise ValueError(
             f"eval.crop_size={crop_size} is larger than the images ({tuple(images.shape[-2:])})"

@@ -25,16 +25,26 @@ huggingface_hub's ``ModelHubMixin``:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
+from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from huggingface_hub import ModelHubMixin
 
 from pixelproof.data.image_inputs import ImageInputs, expand_inputs, to_image
 from pixelproof.evaluation.ten_crop import batch_logits
-from pixelproof.models.inference import InferenceSettings, inference_config, inference_settings
+from pixelproof.models.inference import (
+    InferenceSettings,
+    inference_config,
+    inference_copy,
+    inference_settings,
+)
 from pixelproof.models.loading import TrainedDetector, load_trained
+
+if TYPE_CHECKING:
+    from pixelproof.models.detector_module import DetectorModule
 
 
 @dataclass(frozen=True)
@@ -63,8 +73,9 @@ class Detector(ModelHubMixin, library_name="pixelproof", tags=["pixelproof"]):
 
     def __init__(self, trained: TrainedDetector, settings: InferenceSettings) -> None:
         self.trained, self.settings = trained, settings
-        self.model = trained.model.to(settings.device).eval()
+        self.scorer = trained.scorer.to(settings.device).eval()  # what model(x) computes
         self.transform = settings.transform()
+        self._fast: tuple[tuple, torch.nn.Module | None] | None = None  # see _scoring_module
         # what save_pretrained's card reports: the training run's directory (command, metrics),
         # and the card of the folder it was loaded from (kept when saved again)
         self.run_dir: Path | None = None
@@ -161,6 +172,12 @@ class Detector(ModelHubMixin, library_name="pixelproof", tags=["pixelproof"]):
 
         return model_card(self.card)
 
+    @cached_property
+    def model(self) -> DetectorModule:
+        """The detector's LightningModule, in eval mode on :attr:`device` (built on first use:
+        scoring needs only the network, and Lightning takes seconds to import)."""
+        return self.trained.model.to(self.device).eval()
+
     @property
     def threshold(self) -> float:
         return self.settings.threshold
@@ -189,9 +206,33 @@ class Detector(ModelHubMixin, library_name="pixelproof", tags=["pixelproof"]):
     def score(self, images: torch.Tensor) -> torch.Tensor:
         """p(fake) ``[B]`` (on the CPU) of model inputs ``[B, 3, S, S]`` (:meth:`to_input`'s),
         ten-crop averaged when the settings ask for it."""
+        model, channels_last = self._scoring_module()
         with torch.inference_mode():
-            logits = batch_logits(self.model, images.to(self.device), self.settings.crop_size)
+            images = images.to(self.device)
+            if channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            logits = batch_logits(model, images, self.settings.crop_size)
             return logits.float().sigmoid().cpu()
+
+    def _scoring_module(self) -> tuple[torch.nn.Module, bool]:
+        """``(module, whether it takes channels-last images)``: :attr:`scorer`'s
+        :func:`~pixelproof.models.inference.inference_copy` (batch norms folded, channels-last:
+        the same logits up to float rounding), made again whenever a weight of the scorer has
+        changed (it is :attr:`model`'s network, which callers may train or edit); the network
+        itself when the copy would gain nothing or when a forward hook is on it (attributions),
+        and :attr:`model` when something else was put there."""
+        model = self.__dict__.get("model")
+        if model is not None and model is not self.trained.__dict__.get("model"):
+            return model, False
+        scorer = self.scorer
+        if _hooked(scorer if model is None else model):
+            return scorer if model is None else model, False
+        tensors = chain(scorer.parameters(), scorer.buffers())
+        key = (scorer.training, *((t.data_ptr(), t._version) for t in tensors))
+        if self._fast is None or self._fast[0] != key:
+            self._fast = (key, inference_copy(scorer))
+        fast = self._fast[1]
+        return (scorer, False) if fast is None else (fast, True)
 
     def predict(
         self, inputs: Any, recursive: bool = False, progress: bool = False
@@ -230,3 +271,8 @@ class Detector(ModelHubMixin, library_name="pixelproof", tags=["pixelproof"]):
             f"resize_mode={self.resize_mode!r}, threshold={self.threshold:.4f}, "
             f"device={self.device})"
         )
+
+
+def _hooked(module: torch.nn.Module) -> bool:
+    """Whether a forward hook is on ``module`` or any module inside it."""
+    return any(m._forward_hooks or m._forward_pre_hooks for m in module.modules())

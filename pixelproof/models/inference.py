@@ -1,6 +1,7 @@
 """Run a trained detector: the inference settings every entry point shares (``conf/inference/``,
 resolved against the checkpoint), and p(fake) per image, optionally ten-crop averaged."""
 
+import copy
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -35,6 +36,29 @@ def score_loader(
         probs.append(logits.float().sigmoid().cpu())
         labels.append(y)
     return torch.cat(probs), torch.cat(labels)
+
+
+def inference_copy(model: nn.Module) -> nn.Module | None:
+    """A copy of ``model`` (in eval mode) that computes the same logits faster on images, or
+    ``None`` when there is nothing to gain (no BatchNorm2d): each BatchNorm2d that follows a
+    Conv2d in an ``nn.Sequential`` folded into the convolution's weights, and every weight in
+    channels-last order, which oneDNN's convolutions run fastest (give it channels-last
+    images). The logits differ from ``model``'s by float rounding only (~1e-6)."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    if model.training or not any(isinstance(m, nn.BatchNorm2d) for m in model.modules()):
+        return None
+    fast = copy.deepcopy(model)
+    for sequence in [m for m in fast.modules() if isinstance(m, nn.Sequential)]:
+        names = list(sequence._modules)
+        for name, after in zip(names, names[1:]):
+            conv, norm = sequence._modules[name], sequence._modules[after]
+            # a norm without running statistics normalises with the batch's, even in eval
+            foldable = isinstance(norm, nn.BatchNorm2d) and norm.track_running_stats
+            if isinstance(conv, nn.Conv2d) and foldable:
+                sequence._modules[name] = fuse_conv_bn_eval(conv, norm)
+                sequence._modules[after] = nn.Identity()
+    return fast.to(memory_format=torch.channels_last)
 
 
 @dataclass(frozen=True)
@@ -81,7 +105,7 @@ def inference_config(overrides: Mapping) -> dict:
     return {**DEFAULTS, **overrides}
 
 
-def resolve_threshold(threshold: float | None, model: nn.Module) -> float:
+def resolve_threshold(threshold: float | None, model: nn.Module | TrainedDetector) -> float:
     """``threshold``, or the model's calibrated ``decision_threshold`` when it is ``None``;
     it must be a probability."""
     value = float(model.decision_threshold if threshold is None else threshold)
@@ -114,7 +138,7 @@ def inference_settings(cfg: Mapping, trained: TrainedDetector) -> InferenceSetti
     return InferenceSettings(
         image_size=int(chosen["image_size"]),
         resize_mode=str(chosen["resize_mode"]),
-        threshold=resolve_threshold(chosen["threshold"], trained.model),
+        threshold=resolve_threshold(chosen["threshold"], trained),
         device=pick_device(cfg.get("device", "auto")),
         batch_size=int(cfg["batch_size"]),
         num_workers=int(cfg.get("num_workers") or 0),

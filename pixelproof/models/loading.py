@@ -4,36 +4,64 @@
 see :mod:`pixelproof.callbacks.model_config`), and Lightning records the datamodule's settings,
 so evaluation, prediction and export need no ``model=`` override and run the images at the size
 and resize mode the detector was trained with.
+
+Scoring needs no Lightning: a plain :class:`~pixelproof.models.detector_module.DetectorModule`
+(whose forward is its ``net``'s) is rebuilt as its net alone, with the weights and threshold of
+the checkpoint, and the LightningModule around it is built on first use of
+:attr:`TrainedDetector.model` (explanations, attacks, export), around that same net. Importing
+Lightning takes seconds, most of ``pixelproof.predict``'s start-up; this module imports it only
+then.
 """
 
+from __future__ import annotations
+
 import zipfile
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from pixelproof.callbacks.model_config import KEY as MODEL_CONFIG
-from pixelproof.models.detector_module import DetectorModule
+if TYPE_CHECKING:
+    from pixelproof.models.detector_module import DetectorModule
+
+#: the checkpoint key of the resolved model config (``callbacks.model_config.KEY`` is this one;
+#: defined here so that loading a checkpoint does not import Lightning)
+MODEL_CONFIG = "model_config"
+#: the one detector class whose forward is its net's, so that its net alone can score
+PLAIN_DETECTOR = "pixelproof.models.detector_module.DetectorModule"
 
 # what a checkpoint without datamodule settings (not written by a training run) is taken to use
 DEFAULT_IMAGE_SIZE, DEFAULT_RESIZE_MODE = 32, "resize"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TrainedDetector:
-    """A detector rebuilt from its checkpoint, with what the checkpoint says about its use."""
+    """A detector rebuilt from its checkpoint, with what the checkpoint says about its use.
 
-    model: DetectorModule
+    ``scorer`` computes the logits ``model(x)`` computes: the model's ``net`` for a plain
+    ``DetectorModule``, the model itself otherwise. ``model`` (the LightningModule) is built on
+    first use around that same net when the checkpoint was loaded without it."""
+
+    scorer: torch.nn.Module  # [B,3,H,W] in [0,1] -> [B] logits, in eval mode
     config: dict  # the resolved model config it was built from
     image_size: int  # the side its training images were brought to
     resize_mode: str  # how: resize | center_crop | none
     path: Path
+    decision_threshold: torch.Tensor  # the model's buffer (0-d): p(fake) >= it means fake
+    build_model: Callable[[], DetectorModule] | None = field(default=None, repr=False)
+
+    @cached_property
+    def model(self) -> DetectorModule:
+        """The detector's LightningModule, in eval mode, with the checkpoint's weights."""
+        return self.build_model() if self.build_model is not None else self.scorer
 
     @property
     def threshold(self) -> float:
         """The decision threshold calibrated on validation data (0.5 if none was)."""
-        return float(self.model.decision_threshold)
+        return float(self.decision_threshold)
 
 
 def load_detector(
@@ -71,7 +99,7 @@ def rebuild_trained(
     optionally ``datamodule_hyper_parameters``), read from ``path``: what :func:`load_trained`
     and a shared folder (``Detector.from_pretrained``) both rebuild through, so the model config
     passes the same allow-list and the weights the same checks. Raises :class:`CheckpointError`."""
-    from pixelproof.models.registry import UntrustedConfigError, build_detector
+    from pixelproof.models.registry import UntrustedConfigError, build_detector, check_config
 
     config = checkpoint.get(MODEL_CONFIG)
     if not isinstance(config, dict) or "_target_" not in config:
@@ -80,9 +108,31 @@ def rebuild_trained(
             "written by pixelproof.train"
         )
     try:  # only the project's own detector classes: a checkpoint is data, never code
-        model = build_detector(config, str(path))
+        check_config(config, str(path))
     except UntrustedConfigError as err:
         raise CheckpointError(str(err)) from None
+    data = checkpoint.get("datamodule_hyper_parameters") or {}
+    image_size = int(data.get("image_size", DEFAULT_IMAGE_SIZE))
+    resize_mode = str(data.get("resize_mode", DEFAULT_RESIZE_MODE))
+    net = _plain_net(checkpoint, config)
+    if net is not None:  # the LightningModule waits until something asks for it
+        # DetectorModule.on_load_checkpoint's default: a checkpoint from before calibration
+        threshold = checkpoint["state_dict"].get("decision_threshold", torch.tensor(0.5))
+        threshold = threshold.to(map_location, torch.float32)
+        net = net.eval().to(map_location)
+        return TrainedDetector(
+            scorer=net,
+            config=config,
+            image_size=image_size,
+            resize_mode=resize_mode,
+            path=path,
+            decision_threshold=threshold,
+            build_model=lambda: _around(net, threshold, config, path),
+        )
+
+    from pixelproof.models.detector_module import DetectorModule
+
+    model = build_detector(config, str(path))
     if not isinstance(model, DetectorModule):  # the registry's detectors all are
         raise CheckpointError(f"{path} holds a {config['_target_']}, not a real/fake detector")
     model.on_load_checkpoint(checkpoint)
@@ -94,14 +144,50 @@ def rebuild_trained(
             f"other shapes {_some(reshaped)})"
         )
     model.load_state_dict(checkpoint["state_dict"], strict=False)
-    data = checkpoint.get("datamodule_hyper_parameters") or {}
+    model = model.eval().to(map_location)
     return TrainedDetector(
-        model=model.eval().to(map_location),
+        scorer=model,
         config=config,
-        image_size=int(data.get("image_size", DEFAULT_IMAGE_SIZE)),
-        resize_mode=str(data.get("resize_mode", DEFAULT_RESIZE_MODE)),
+        image_size=image_size,
+        resize_mode=resize_mode,
         path=path,
+        decision_threshold=model.decision_threshold,
     )
+
+
+def _plain_net(checkpoint: dict, config: dict) -> torch.nn.Module | None:
+    """The ``net`` of a plain ``DetectorModule`` checkpoint (config checked already) with its
+    weights, built without Lightning; ``None`` for any other detector, or weights that do not
+    fit the net (the whole model is then built, and says what does not fit)."""
+    state = checkpoint["state_dict"]
+    net_config = config.get("net")
+    if config["_target_"] != PLAIN_DETECTOR or not isinstance(net_config, dict):
+        return None
+    if any(not k.startswith("net.") and k != "decision_threshold" for k in state):
+        return None
+    import hydra
+
+    net = hydra.utils.instantiate(net_config)
+    weights = {k[len("net.") :]: v for k, v in state.items() if k.startswith("net.")}
+    if not isinstance(net, torch.nn.Module) or any(_mismatches(weights, net)):
+        return None
+    net.load_state_dict(weights)
+    return net
+
+
+def _around(
+    net: torch.nn.Module, threshold: torch.Tensor, config: dict, path: Path
+) -> DetectorModule:
+    """The ``DetectorModule`` ``config`` describes, around ``net`` and ``threshold`` (the very
+    tensors: a change to one is a change to the other), built without touching the global
+    random state (building draws initial weights, which ``net`` replaces)."""
+    from pixelproof.models.registry import build_detector
+
+    with torch.random.fork_rng(devices=[]):
+        model = build_detector(config, str(path))
+    model.net = net
+    model.decision_threshold = threshold  # the registered buffer, now this tensor
+    return model.eval()
 
 
 def read_checkpoint(ckpt_path: str | Path, map_location: Any = "cpu") -> dict:
