@@ -39,7 +39,7 @@ sweep: $(VENV)/.installed-core ## run the offline RINE grid (8 short CPU runs) a
 	$(BIN)/python experiments/collect.py $(call sweep_dir,rine_grid_offline) --out experiments/rine_grid \
 		--title "rine_grid_offline: RINE, random TinyCLIP towers at 32x32, embedded data"
 
-cross-family: $(VENV)/.installed-core ## train the default with each generator family held out (4 runs) -> experiments/cross_family
+cross-family: $(VENV)/.installed-core ## train the default with each generator family held out, and ldm_tconv alone (6 runs) -> experiments/cross_family
 	$(BIN)/python -m pixelproof.train -m experiment=cross_family hydra.sweep.dir=$(call sweep_dir,cross_family) $(ARGS)
 	$(BIN)/python experiments/collect.py $(call sweep_dir,cross_family) --out experiments/cross_family \
 		--title "Leave one generator family out: the default detector"
