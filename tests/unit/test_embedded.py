@@ -130,7 +130,7 @@ def test_a_held_out_family_is_only_in_the_test_split(parent: Path) -> None:
     for split in ("train", "val"):
         assert not any(p.name.startswith("dcgan_") for p in _pngs(root / split / "FAKE"))
     assert (root / "test_per_generator" / "dcgan" / "1_fake").is_dir()
-    assert fake_sources("train", held_out="gan") == ["ddpm", "vae", "pixelcnn"]
+    assert fake_sources("train", held_out="gan") == ["ddpm", "vae", "pixelcnn", "ldm", "ldm_tconv"]
     with pytest.raises(ValueError, match="held_out='cats'.*gan, diffusion, vae, autoregressive"):
         fake_sources("train", held_out="cats")
 
