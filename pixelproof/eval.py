@@ -21,6 +21,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from pixelproof.utils.cli import run_entry_point
+from pixelproof.utils.wandb_run import finish_wandb
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     for logger in instantiate_named(cfg.get("logger"), "logger"):
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         _log_to(logger, metrics, rows, plots)
+    finish_wandb()  # the next run in this process (a sweep's next job) gets a run of its own
 
     size = f"{settings.image_size}x{settings.image_size} {settings.resize_mode}"
     print(

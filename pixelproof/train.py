@@ -16,7 +16,6 @@ run continues exactly; SIGTERM and SIGINT stop at the end of the current batch, 
 
 import json
 import logging
-import sys
 from pathlib import Path
 
 import hydra
@@ -24,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pixelproof.utils.cli import run_entry_point
 from pixelproof.utils.signal_stop import SignalStop, last_checkpoint
+from pixelproof.utils.wandb_run import finish_wandb
 
 log = logging.getLogger(__name__)
 
@@ -210,20 +210,12 @@ def _report(trainer, output_dir: Path, metrics: dict[str, float], table) -> None
     print("\n".join(lines))
 
 
-def _finish_wandb() -> None:
-    """A multirun runs its jobs in one process, and a new WandbLogger reuses a wandb run that is
-    still open: close it after each job so every job of a sweep is its own run."""
-    wandb = sys.modules.get("wandb")
-    if wandb is not None and wandb.run is not None:
-        wandb.finish()
-
-
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     try:
         metrics = run_entry_point(train, cfg, "train")
     finally:
-        _finish_wandb()
+        finish_wandb()
     metric = cfg.get("optimized_metric")
     # a failed job of a sweep returns no number: the Optuna sweeper records a failed trial (a
     # NaN would crash it: Optuna refuses NaN, then the sweeper reports the failure with the NaN)
