@@ -28,6 +28,7 @@ import argparse
 import csv
 import json
 import logging
+import math
 import re
 import shlex
 import sys
@@ -120,8 +121,6 @@ def find_runs(sweep_dir: Path) -> tuple[list[Run], list[str]]:
 def journey_per_generator(job_dir: Path) -> dict[str, float]:
     """``journey/<generator>/mean_ap`` and ``worst_ap`` over the processed cells of the run's
     ``journey/journey.csv`` (``robustness=journey``), or nothing for a run without one."""
-    import math
-
     from pixelproof.evaluation.journey_report import MEAN, read_journey
 
     path = job_dir / "journey" / "journey.csv"

@@ -76,7 +76,7 @@ FEATURES = {
 
 def training_images(root: Path, generators: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     reals = sorted((root / "train" / "REAL").glob("*.png"))
-    fakes = [p for p in sorted((root / "train" / "FAKE").glob("*.png"))]
+    fakes = sorted((root / "train" / "FAKE").glob("*.png"))
     fakes = [p for p in fakes if p.name.rsplit("_", 1)[0] in generators]
     images = load(reals + fakes)
     return images, np.r_[np.zeros(len(reals)), np.ones(len(fakes))]

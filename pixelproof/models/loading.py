@@ -114,21 +114,15 @@ def rebuild_trained(
     data = checkpoint.get("datamodule_hyper_parameters") or {}
     image_size = int(data.get("image_size", DEFAULT_IMAGE_SIZE))
     resize_mode = str(data.get("resize_mode", DEFAULT_RESIZE_MODE))
+    used = {"config": config, "image_size": image_size, "resize_mode": resize_mode, "path": path}
     net = _plain_net(checkpoint, config)
     if net is not None:  # the LightningModule waits until something asks for it
         # DetectorModule.on_load_checkpoint's default: a checkpoint from before calibration
         threshold = checkpoint["state_dict"].get("decision_threshold", torch.tensor(0.5))
         threshold = threshold.to(map_location, torch.float32)
         net = net.eval().to(map_location)
-        return TrainedDetector(
-            scorer=net,
-            config=config,
-            image_size=image_size,
-            resize_mode=resize_mode,
-            path=path,
-            decision_threshold=threshold,
-            build_model=lambda: _around(net, threshold, config, path),
-        )
+        build = lambda: _around(net, threshold, config, path)  # noqa: E731
+        return TrainedDetector(scorer=net, decision_threshold=threshold, build_model=build, **used)
 
     from pixelproof.models.detector_module import DetectorModule
 
@@ -145,14 +139,7 @@ def rebuild_trained(
         )
     model.load_state_dict(checkpoint["state_dict"], strict=False)
     model = model.eval().to(map_location)
-    return TrainedDetector(
-        scorer=model,
-        config=config,
-        image_size=image_size,
-        resize_mode=resize_mode,
-        path=path,
-        decision_threshold=model.decision_threshold,
-    )
+    return TrainedDetector(scorer=model, decision_threshold=model.decision_threshold, **used)
 
 
 def _plain_net(checkpoint: dict, config: dict) -> torch.nn.Module | None:
