@@ -21,10 +21,11 @@ from helpers.tiny_models import save_tiny_clip
 from PIL import Image
 
 from pixelproof import photographs
-from pixelproof.app import DetectorDemo, assign_indices
 from pixelproof.attacks.craft import craft
 from pixelproof.attacks.flip_eps import smallest_flip_eps
 from pixelproof.attacks.spec import attack_spec
+from pixelproof.demo.analysis import DemoAnalysis, assign_indices, task1
+from pixelproof.demo.rendering import describe, describe_artifacts, pictures, summary
 from pixelproof.predict import predict
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -85,7 +86,7 @@ def uploads(tmp_path):
 
 def test_the_demo_scores_like_predict(tmp_path, uploads):
     ckpt = known_attribution.save_checkpoint(tmp_path / "bright.ckpt", threshold=0.45)
-    demo = DetectorDemo(app_config(tmp_path, ckpt, "gauge=null"))
+    demo = DemoAnalysis(app_config(tmp_path, ckpt, "gauge=null"))
     paths = sorted(uploads.iterdir())
     calls = []
     results, notes = demo.analyse(paths, lambda done, total: calls.append((done, total)))
@@ -109,13 +110,14 @@ def test_the_demo_scores_like_predict(tmp_path, uploads):
         assert p == pytest.approx(predicted[name], abs=1e-6), name
     assert scored["3.png"] == pytest.approx(known_p_fake(crop(mean_above=0.6)), abs=1e-6)
     # the Task-1 JSON is predict's, to the byte, indices from the names
-    assert demo.task1(results) == (tmp_path / "task1.json").read_text()
+    assert task1(results) == (tmp_path / "task1.json").read_text()
     assert "file names" in notes[-1]
-    summary = demo.summary(results, notes)
-    assert "Could not read 2 files" in summary and "`notes.txt`" in summary
+    text = summary(results, notes, demo.detector.threshold)
+    assert "Could not read 2 files" in text and "`notes.txt`" in text
     good = next(r for r in results if r.name == "3.png")
-    assert good.verdict == "fake" and "FAKE" in demo.describe(good)
-    assert good.overlay.size[0] > 3 * 192 and good.chart is not None and good.spectrum is not None
+    assert good.verdict == "fake" and "FAKE" in describe(good, demo)
+    overlay, chart, spectrum = pictures(good)
+    assert overlay.size[0] > 3 * 192 and chart is not None and spectrum is not None
 
 
 def _csv(path):
@@ -125,7 +127,7 @@ def _csv(path):
 
 
 def test_a_misnamed_upload_is_left_out_of_the_task1_json_and_renumbers_nothing():
-    from pixelproof.app import Result
+    from pixelproof.demo.analysis import Result
 
     names = ["7.png", "cat.png", "x.txt", "2.jpg", "007.jpg"]
     results = [Result(i, name, verdict="fake") for i, name in enumerate(names)]
@@ -134,13 +136,13 @@ def test_a_misnamed_upload_is_left_out_of_the_task1_json_and_renumbers_nothing()
     assert [r.index for r in results] == [7, None, None, 2, None]
     assert "file names" in note and "`cat.png` (not named <N>.<ext>" in note
     assert "`007.jpg` (index 7 already taken by 7.png)" in note and "x.txt" not in note
-    assert json.loads(DetectorDemo.task1(results)) == [
+    assert json.loads(task1(results)) == [
         {"index": 2, "prediction": "fake"},
         {"index": 7, "prediction": "fake"},
     ]
     assert "upload order" in assign_indices(results, "position")
     assert [r.index for r in results] == [0, 1, 2, 3, 4]
-    assert [e["index"] for e in json.loads(DetectorDemo.task1(results))] == [0, 1, 3, 4]
+    assert [e["index"] for e in json.loads(task1(results))] == [0, 1, 3, 4]
 
 
 def test_the_gauge_finds_the_smallest_flipping_eps():
@@ -159,11 +161,11 @@ def test_the_demo_shows_clip_artifacts_when_configured(tmp_path, uploads):
     ckpt = known_attribution.save_checkpoint(tmp_path / "bright.ckpt")
     clip = save_tiny_clip(tmp_path / "clip")
     extra = [f"scorer.name_or_path={clip}", "scorer.device=cpu", "scorer.top_k=2", "gauge=null"]
-    demo = DetectorDemo(app_config(tmp_path, ckpt, *extra))
+    demo = DemoAnalysis(app_config(tmp_path, ckpt, *extra))
     results, _ = demo.analyse([uploads / "3.png", uploads / "12.png"])
     for result in results:
         assert 1 <= len(result.artifacts) <= 2
-        text = demo.describe_artifacts(result)
+        text = describe_artifacts(result)
         assert result.artifacts[0]["name"] in text and result.artifacts[0]["region"] in text
 
 

@@ -803,12 +803,12 @@ def test_a_build_removes_the_stale_build_folders_of_interrupted_builds_only(tmp_
 def demo(tmp_path: Path, *overrides: str):
     from helpers import known_detector
 
-    from pixelproof.app import DetectorDemo
+    from pixelproof.demo.analysis import DemoAnalysis
 
     ckpt = known_detector.save_checkpoint(tmp_path / "mean.ckpt")
     settings = [f"ckpt_path={ckpt}", f"paths.root_dir={tmp_path}", "inference.device=cpu"]
     settings += ["gauge=null", "attribution.gradcam_layer=null", "attribution.ig_steps=4"]
-    return DetectorDemo(compose_config("app", *settings, *overrides))
+    return DemoAnalysis(compose_config("app", *settings, *overrides))
 
 
 def test_the_demo_refuses_an_image_over_its_pixel_cap_with_a_clear_message(tmp_path):
