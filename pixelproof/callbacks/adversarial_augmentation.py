@@ -105,6 +105,10 @@ class AdversarialAugmentation(Callback):
             the pair (a detector's extra terms, such as RINE's SupCon, are then left out). Both
             attack every image (``fraction`` 1); TRADES crafts with ``attack=tpgd`` in the paper.
         beta: the weight of the KL term (TRADES: 6 in the paper; MART: 5-6).
+        eps_warmup_epochs: the attack's eps (and an explicit alpha) grow linearly from 0 to
+            their value over this many epochs, step by step (0: full eps from the first step):
+            a model that cannot yet tell reals from fakes learns little from the worst case,
+            and a small eps early keeps single-step training from collapsing at the start.
 
     Logged: ``train/adv_fraction`` (attacked samples / samples in the batch the model trains on),
     ``train/attack_success_rate`` (attacked samples the model, in eval mode, gets wrong after the
@@ -127,6 +131,7 @@ class AdversarialAugmentation(Callback):
         collapse_fgsm_slack: float = 0.05,
         loss: str = "ce",
         beta: float = 6.0,
+        eps_warmup_epochs: float = 0,
     ) -> None:
         self.attack = attack_spec(attack, "callbacks.adversarial.attack")
         self.schedule = parse_schedule(schedule)
@@ -161,6 +166,12 @@ class AdversarialAugmentation(Callback):
         if not (isinstance(beta, int | float) and beta >= 0):
             raise ValueError(f"callbacks.adversarial.beta={beta!r} must be a number >= 0")
         self.loss, self.beta = loss, float(beta)
+        if not (isinstance(eps_warmup_epochs, int | float) and eps_warmup_epochs >= 0):
+            raise ValueError(
+                f"callbacks.adversarial.eps_warmup_epochs={eps_warmup_epochs!r} must be a "
+                "number of epochs >= 0"
+            )
+        self.eps_warmup_epochs = float(eps_warmup_epochs)
         self._pending: torch.Tensor | None = None  # this batch's adversarial examples (paired)
         self.fraction = fraction
         self.mode = mode
@@ -182,6 +193,24 @@ class AdversarialAugmentation(Callback):
             if start <= epoch:
                 spec = scheduled
         return spec
+
+    def warmed_up(self, spec: AttackSpec, epochs_done: float) -> AttackSpec:
+        """``spec`` with its eps (and an explicit alpha) scaled by the warm-up after
+        ``epochs_done`` epochs (fractional: the steps of the current epoch count)."""
+        if not self.eps_warmup_epochs or epochs_done >= self.eps_warmup_epochs:
+            return spec
+        scale = epochs_done / self.eps_warmup_epochs
+        alpha = None if spec.alpha is None else spec.alpha * scale
+        return replace(spec, eps=spec.eps * scale, alpha=alpha)
+
+    def training_attack(self, trainer, batch_idx: int) -> AttackSpec | None:
+        """The attack of this training step: the epoch's, through the eps warm-up."""
+        spec = self.active_attack(trainer.current_epoch)
+        if spec is None or not self.eps_warmup_epochs:
+            return spec
+        batches = trainer.num_training_batches
+        within = (batch_idx + 1) / batches if isinstance(batches, int) and batches > 0 else 1.0
+        return self.warmed_up(spec, trainer.current_epoch + within)
 
     def on_fit_start(self, trainer, pl_module) -> None:
         if self.loss != "ce":  # the detector asks this callback for its training loss
@@ -205,7 +234,7 @@ class AdversarialAugmentation(Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch: Any, batch_idx: int) -> None:
         x, y = batch[0], batch[1]
-        spec = self.active_attack(trainer.current_epoch)
+        spec = self.training_attack(trainer, batch_idx)
         if spec is None:
             pl_module.log("train/adv_fraction", 0.0, batch_size=len(x))
             return

@@ -154,6 +154,30 @@ def test_schedule_switches_attacks_by_epoch():
     assert moved == {0: {4.0}, 1: {8.0}, 2: {0.0}}
 
 
+def test_eps_warm_up_grows_the_budget_step_by_step_to_eps():
+    # 3 batches per epoch, warm-up over 2 epochs: FGSM moves pixels by eps * (steps done) / 6,
+    # then by eps from the third epoch on
+    callback = AdversarialAugmentation({"name": "fgsm", "eps": EPS}, fraction=1.0)
+    callback.eps_warmup_epochs = 2.0
+    model, _ = fit([callback], epochs=3)
+    moved = [
+        float(moved_by(seen, clean_batch(batch_idx)[0]).max())
+        for _, batch_idx, seen, _ in model.seen
+    ]
+    expected = [EPS * min(1.0, step / 6) for step in range(1, 10)]
+    assert moved == pytest.approx(expected, abs=1e-6)
+
+
+def test_eps_warm_up_scales_an_explicit_step_size_too_and_refuses_negative_epochs():
+    callback = AdversarialAugmentation({"name": "pgd", "eps": EPS, "alpha": EPS / 4}, 1.0)
+    callback.eps_warmup_epochs = 4.0
+    half = callback.warmed_up(callback.attack, 2.0)
+    assert (half.eps, half.alpha) == pytest.approx((EPS / 2, EPS / 8))
+    assert callback.warmed_up(callback.attack, 4.5) == callback.attack
+    with pytest.raises(ValueError, match="eps_warmup_epochs"):
+        AdversarialAugmentation({"name": "fgsm", "eps": EPS}, eps_warmup_epochs=-1)
+
+
 def test_robust_validation_logs_robust_accuracy_below_clean_accuracy():
     model = SpyDetector()
     model.net.weight.data.fill_(200.0)
