@@ -34,36 +34,36 @@ train: $(VENV)/.installed-core ## train the default detector on the embedded off
 STAMP := $(shell date +%Y-%m-%d_%H-%M-%S)
 sweep_dir = $(or $(PIXELPROOF_ROOT),.)/logs/$(1)/multiruns/$(STAMP)
 
+# run_sweep,<experiments>,<sweep name>: each experiment's multirun (its grid is in its YAML) into
+# one sweep directory, then collect it into experiments/<sweep name>
+define run_sweep
+	for e in $(1); do $(BIN)/python -m pixelproof.train -m experiment=$$e \
+		hydra.sweep.dir=$(call sweep_dir,$(2)) $(ARGS) || exit 1; done
+endef
+
 sweep: $(VENV)/.installed-core ## run the offline RINE grid (8 short CPU runs) and collect it into experiments/rine_grid
-	$(BIN)/python -m pixelproof.train -m experiment=rine_grid_offline hydra.sweep.dir=$(call sweep_dir,rine_grid_offline) $(ARGS)
+	$(call run_sweep,rine_grid_offline,rine_grid_offline)
 	$(BIN)/python experiments/collect.py $(call sweep_dir,rine_grid_offline) --out experiments/rine_grid \
 		--title "rine_grid_offline: RINE, random TinyCLIP towers at 32x32, embedded data"
 
 cross-family: $(VENV)/.installed-core ## train the default with each generator family held out, and ldm_tconv alone (6 runs) -> experiments/cross_family
-	$(BIN)/python -m pixelproof.train -m experiment=cross_family hydra.sweep.dir=$(call sweep_dir,cross_family) $(ARGS)
+	$(call run_sweep,cross_family,cross_family)
 	$(BIN)/python experiments/collect.py $(call sweep_dir,cross_family) --out experiments/cross_family \
 		--title "Leave one generator family out: the default detector"
 
-generalisation: $(VENV)/.installed-core ## recipes x held-out families (40 runs, ~45 min) -> experiments/generalisation
-	$(BIN)/python -m pixelproof.train -m experiment=generalisation hydra.sweep.dir=$(call sweep_dir,generalisation) $(ARGS)
+GENERALISATION := generalisation generalisation_simulations generalisation_ema generalisation_branches
+generalisation: $(VENV)/.installed-core ## augmentations, simulated traces, EMA, wavefreq branches x held-out families (40 runs, ~45 min) -> experiments/generalisation
+	$(call run_sweep,$(GENERALISATION),generalisation)
 	$(BIN)/python experiments/collect.py $(call sweep_dir,generalisation) --out experiments/generalisation \
 		--title "Generalisation ablations: held-out generator families, wavefreq_small, 3 epochs"
 
-SEEDED ?= journey
-selection: $(VENV)/.installed-core ## recipes x held-out families with the journey, ranked by the worst (~45 min) -> experiments/selection
-	$(BIN)/python -m pixelproof.train -m experiment=selection hydra.sweep.dir=$(call sweep_dir,selection) $(ARGS)
-	$(BIN)/python -m pixelproof.train -m experiment=selection_seeds hydra.sweep.dir=$(call sweep_dir,selection) \
-		'hydra.sweep.subdir=seed_$${hydra.job.num}' recipe=$(SEEDED) $(ARGS)
+selection: $(VENV)/.installed-core ## augmentations x held-out families with the journey, ranked by the worst, + 2 seeds of the winner (~45 min) -> experiments/selection
+	$(call run_sweep,selection selection_seeds,selection)
 	$(BIN)/python experiments/collect.py $(call sweep_dir,selection) --out experiments/selection \
 		--title "Recipe selection: held-out families, the journey and unseen real sources"
 
 time-to-accuracy: $(VENV)/.installed-core ## test AP/ACC against training seconds per detector (~40 min) -> experiments/time_to_accuracy
-	$(BIN)/python -m pixelproof.train -m experiment=time_to_accuracy hydra.sweep.dir=$(call sweep_dir,time_to_accuracy) $(ARGS)
-	$(BIN)/python -m pixelproof.train -m experiment=time_to_accuracy hydra.sweep.dir=$(call sweep_dir,time_to_accuracy) \
-		'hydra.sweep.subdir=resnet50_$${hydra.job.num}' model=wavefreq_resnet50 trainer.max_epochs=1,2 $(ARGS)
-	$(BIN)/python -m pixelproof.train -m experiment=time_to_accuracy hydra.sweep.dir=$(call sweep_dir,time_to_accuracy) \
-		'hydra.sweep.subdir=rine_$${hydra.job.num}' model=rine_tinyclip trainer.max_epochs=2,4 \
-		model.input_size=32 model.backbone.pretrained=false $(ARGS)
+	$(call run_sweep,time_to_accuracy time_to_accuracy_resnet50 time_to_accuracy_rine,time_to_accuracy)
 	$(BIN)/python experiments/collect.py $(call sweep_dir,time_to_accuracy) --out experiments/time_to_accuracy \
 		--x train/seconds --title "Time to accuracy on 2 CPU cores (embedded data)"
 
