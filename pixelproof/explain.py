@@ -49,7 +49,7 @@ def detector_details(cfg: DictConfig, items: list, folder: Path) -> dict[int, di
     from pixelproof.models.detector import Detector
 
     detector = Detector.load(cfg.detector_ckpt_path, **cfg.inference)
-    options = AttributionSettings.from_config(OmegaConf.to_container(cfg.attribution))
+    options = AttributionSettings.from_node(cfg.attribution)
     folder.mkdir(parents=True, exist_ok=True)
     records, ready = {}, []
     for index, image in items:

@@ -19,12 +19,27 @@ one-logit detector reduces to APGD-CE followed by Square, which is what ``robust
 runs.
 """
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
-from fractions import Fraction
-from typing import Any
+from __future__ import annotations
 
-from torch import nn
+from collections.abc import Callable, Mapping
+from dataclasses import InitVar, dataclass, fields
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+from pixelproof.utils.settings import (
+    ConfigError,
+    Rule,
+    check_fields,
+    is_number,
+    non_negative_number,
+    positive_int,
+    positive_number,
+    setting,
+    show,
+)
+
+if TYPE_CHECKING:  # no torch at import: run configs are checked with this before torch loads
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -42,13 +57,13 @@ class AttackKind:
     """
 
     summary: str
-    build: Callable[[nn.Module, "AttackSpec"], Any]
+    build: Callable[[nn.Module, AttackSpec], Any]
     default_alpha: Callable[[float, int], float] = lambda eps, steps: eps
     iterative: bool = False
     l2: bool = False
     options: tuple[str, ...] = ("alpha", "steps", "random_start")
     gradients: bool = True
-    tag: Callable[["AttackSpec"], str] | None = None
+    tag: Callable[[AttackSpec], str] | None = None
 
 
 def _fgsm(model, spec):
@@ -96,12 +111,12 @@ def _square(model, spec):
     return SquareLinf(model, eps=spec.eps, n_queries=spec.n_queries, n_restarts=spec.n_restarts)
 
 
-def _apgd_tag(spec: "AttackSpec") -> str:
+def _apgd_tag(spec: AttackSpec) -> str:
     restarts = f"x{spec.n_restarts}" if spec.n_restarts > 1 else ""
     return f"apgd-ce-{spec.steps}{restarts}"
 
 
-def _square_tag(spec: "AttackSpec") -> str:
+def _square_tag(spec: AttackSpec) -> str:
     restarts = f"x{spec.n_restarts}" if spec.n_restarts > 1 else ""
     return f"square-{spec.n_queries}{restarts}"
 
@@ -162,16 +177,31 @@ ATTACKS: dict[str, AttackKind] = {
 CHOOSE = "pass attack=" + "|".join(ATTACKS)
 
 
+def _budget(value: Any) -> float | None:
+    """A number, or an ``"a/b"`` string such as ``"8/255"``, as a float; ``None`` if neither."""
+    if isinstance(value, str):
+        try:
+            value = float(Fraction(value.replace(" ", "")))
+        except (ValueError, ZeroDivisionError):
+            return None
+    return float(value) if is_number(value) else None
+
+
+def _budget_reason(value: Any) -> str | None:
+    return non_negative_number(_budget(value)) and "must be a number >= 0 or a fraction a/b"
+
+
+#: a budget: [0,1] pixel units (an L2 radius for pgd_l2), also any other amount >= 0 a fraction
+#: says well, such as a masking check's 64/255
+BUDGET = Rule(_budget_reason, "8/255")
+STEP = Rule(positive_number, "2/255")  # alpha, once parsed: null picks the attack's own
+
+
 def pixel_value(value: Any, where: str) -> float:
-    """A float, or a ``"a/b"`` string such as ``"8/255"``, as a float."""
-    if isinstance(value, bool):
-        raise ValueError(f"{where}={value!r} is not a number; pass e.g. 0.03 or 8/255")
-    if isinstance(value, int | float):
-        return float(value)
-    try:
-        return float(Fraction(str(value).replace(" ", "")))
-    except (ValueError, ZeroDivisionError):
-        raise ValueError(f"{where}={value!r} is not a number; pass e.g. 0.03 or 8/255") from None
+    """``value`` (a number >= 0 or an ``"a/b"`` string such as ``"8/255"``) as a float; a
+    :class:`ConfigError` naming ``where`` otherwise. The one parser of budgets."""
+    BUDGET.require(where, value)
+    return _budget(value)
 
 
 @dataclass(frozen=True)
@@ -187,34 +217,30 @@ class AttackSpec:
     """
 
     name: str
-    eps: float
-    alpha: float | None = None
-    steps: int = 10
+    eps: float  # also "8/255": parsed on construction
+    alpha: float | None = None  # likewise
+    steps: int = setting(Rule(positive_int, "10"), 10)
     random_start: bool = True
-    n_restarts: int = 1
-    n_queries: int = 1000
-    k: float = 2.0
+    n_restarts: int = setting(Rule(positive_int, "1"), 1)
+    n_queries: int = setting(Rule(positive_int, "1000"), 1000)
+    k: float = setting(Rule(non_negative_number, "2"), 2.0)
+    where: InitVar[str] = "attack"  # the config node, for messages: attack, robustness.attacks[0]
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, where: str) -> None:
         if self.name not in ATTACKS:
-            raise ValueError(f"attack name {self.name!r} is unknown; {CHOOSE}")
-        if self.eps < 0:
-            raise ValueError(f"attack.eps={self.eps} must be >= 0 ([0,1] pixel units)")
-        if not ATTACKS[self.name].l2 and self.eps > 1:
-            raise ValueError(
-                f"attack.eps={self.eps} is above 1: budgets are in [0,1] pixel units, "
-                f"e.g. attack.eps={self.eps:g}/255"
+            raise ConfigError(f"{where}: attack name {self.name!r} is unknown; {CHOOSE}")
+        eps = pixel_value(self.eps, f"{where}.eps")
+        if not ATTACKS[self.name].l2 and eps > 1:
+            raise ConfigError(
+                f"{where}.eps={show(self.eps)}: must be at most 1, budgets are in [0,1] pixel "
+                f"units (e.g. {where}.eps={eps:g}/255)"
             )
-        if self.alpha is not None and self.alpha <= 0:
-            raise ValueError(f"attack.alpha={self.alpha} must be > 0 (or null for the default)")
-        if self.steps < 1:
-            raise ValueError(f"attack.steps={self.steps} must be >= 1")
-        if self.n_restarts < 1:
-            raise ValueError(f"attack.n_restarts={self.n_restarts} must be >= 1")
-        if self.n_queries < 1:
-            raise ValueError(f"attack.n_queries={self.n_queries} must be >= 1")
-        if self.k < 0:
-            raise ValueError(f"attack.k={self.k} must be >= 0 (N-FGSM's noise, in units of eps)")
+        object.__setattr__(self, "eps", eps)  # frozen: the parsed value replaces the string
+        if self.alpha is not None:
+            alpha = pixel_value(self.alpha, f"{where}.alpha")
+            STEP.require(f"{where}.alpha", alpha)
+            object.__setattr__(self, "alpha", alpha)
+        check_fields(self, where)
 
     @property
     def step_size(self) -> float:
@@ -263,7 +289,7 @@ def attack_spec(config: Mapping | AttackSpec | None, where: str = "attack") -> A
     known = {f.name for f in fields(AttackSpec)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ValueError(f"{where} has unknown keys {unknown}; allowed: {sorted(known)}")
+        raise ConfigError(f"{where} has unknown keys {unknown}; allowed: {sorted(known)}")
     if values.get("name") in ATTACKS:
         kind = ATTACKS[values["name"]]
         defaults = {f.name: f.default for f in fields(AttackSpec)}
@@ -274,13 +300,9 @@ def attack_spec(config: Mapping | AttackSpec | None, where: str = "attack") -> A
         )
         if ignored:
             takes = ", ".join(["eps", *kind.options])
-            raise ValueError(f"{where}: {values['name']} does not use {ignored} (it takes {takes})")
+            raise ConfigError(
+                f"{where}: {values['name']} does not use {ignored} (it takes {takes})"
+            )
     if "eps" not in values:
-        raise ValueError(f"{where} needs an eps ([0,1] pixel units, e.g. {where}.eps=8/255)")
-    values["eps"] = pixel_value(values["eps"], f"{where}.eps")
-    if values.get("alpha") is not None:
-        values["alpha"] = pixel_value(values["alpha"], f"{where}.alpha")
-    try:
-        return AttackSpec(**values)
-    except ValueError as error:
-        raise ValueError(f"{where}: {error}") from None
+        raise ConfigError(f"{where} needs an eps ([0,1] pixel units, e.g. {where}.eps=8/255)")
+    return AttackSpec(**values, where=where)

@@ -23,9 +23,9 @@ Maps are at the detector's input size (the image as the detector saw it).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -33,50 +33,7 @@ from torch import nn
 
 from pixelproof.attacks.module_modes import eval_mode
 from pixelproof.attribution.bands import BandAttribution, band_attribution
-
-BASELINES = ("blur", "black")
-
-
-@dataclass(frozen=True)
-class AttributionSettings:
-    """How attributions are computed (the ``attribution`` node of ``conf/explain.yaml`` and
-    ``conf/app.yaml``).
-
-    baseline: ``blur`` or ``black``, Integrated Gradients' starting image. blur_sigma: the
-    Gaussian's standard deviation in pixels. ig_steps: points on the path. gradcam_layer:
-    ``auto`` (the last conv stage), ``null`` (no Grad-CAM) or a module name of the detector
-    (``net.spatial.layer3``). bands: radial frequency bands. heatmap_cells: side of the grids
-    written to JSON. batch_size: images per forward pass inside the attributions.
-    """
-
-    baseline: str = "blur"
-    blur_sigma: float = 2.0
-    ig_steps: int = 32
-    gradcam_layer: str | None = "auto"
-    bands: int = 8
-    heatmap_cells: int = 8
-    batch_size: int = 64
-
-    def __post_init__(self) -> None:
-        if self.baseline not in BASELINES:
-            raise ValueError(
-                f"attribution.baseline={self.baseline!r}: choose {' or '.join(BASELINES)}"
-            )
-        for name in ("ig_steps", "bands", "heatmap_cells", "batch_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"attribution.{name}={getattr(self, name)!r}: a positive integer")
-        if self.blur_sigma <= 0:
-            raise ValueError(f"attribution.blur_sigma={self.blur_sigma}: must be > 0 (pixels)")
-
-    @classmethod
-    def from_config(cls, node: Mapping | None) -> AttributionSettings:
-        values = dict(node or {})
-        unknown = sorted(set(values) - {f.name for f in fields(cls)})
-        if unknown:
-            allowed = sorted(f.name for f in fields(cls))
-            raise ValueError(f"attribution has unknown keys {unknown}; allowed: {allowed}")
-        return cls(**values)
-
+from pixelproof.attribution.settings import BASELINES, AttributionSettings
 
 # ------------------------------------------------------------------------ Integrated Gradients
 

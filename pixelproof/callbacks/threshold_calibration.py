@@ -10,6 +10,7 @@ import logging
 import torch
 from lightning import Callback
 
+from pixelproof.callbacks.threshold_calibration_settings import ThresholdCalibrationSettings
 from pixelproof.evaluation.thresholds import METHODS, choose_threshold
 
 log = logging.getLogger(__name__)
@@ -29,10 +30,7 @@ class ThresholdCalibration(Callback):
             raise ValueError(
                 f"callbacks.threshold_calibration.method={method!r}: choose {', '.join(METHODS)}"
             )
-        if not 0.0 <= target_fpr < 1.0:
-            raise ValueError(
-                f"callbacks.threshold_calibration.target_fpr={target_fpr}: must be in [0, 1)"
-            )
+        ThresholdCalibrationSettings(target_fpr=target_fpr)
         self.method = method
         self.target_fpr = target_fpr
         self._probs: list[torch.Tensor] = []

@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, Sampler
 from pixelproof.data.augmentations import BatchAugmentation
 from pixelproof.data.image_dataset import ImageFileDataset
 from pixelproof.data.layouts import Sample, get_layout
+from pixelproof.data.settings import DataSettings
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,13 @@ class ImageDataModule(LightningDataModule):
         embedded: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        if not 0.0 <= val_fraction < 1.0:
-            raise ValueError(f"data.val_fraction={val_fraction} must be in [0, 1)")
+        DataSettings(  # refuses a bad value, naming its data.* key
+            batch_size=batch_size,
+            eval_batch_size=eval_batch_size,
+            num_workers=num_workers,
+            val_fraction=val_fraction,
+            image_size=image_size,
+        )
         self.layout = get_layout(layout, root)
         self.save_hyperparameters(logger=False)
         self.augmentation = _augmentation(augment)

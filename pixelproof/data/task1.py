@@ -16,7 +16,10 @@ import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-INDEX_RULES = ("name", "position")
+from pixelproof.utils.settings import Rule, choice
+
+#: the ``task1_index`` setting (predict's and the demo's)
+TASK1_INDEX = Rule(choice("name", "position"), "name")
 
 
 def task1_indices(
@@ -27,10 +30,9 @@ def task1_indices(
     given without a file name."""
     from pixelproof.data.decoding import index_by_name
 
+    TASK1_INDEX.require("task1_index", rule)
     if rule == "position":
         return list(range(len(paths))), {}
-    if rule != "name":
-        raise ValueError(f"task1_index={rule!r}: choose one of {', '.join(INDEX_RULES)}")
     named = [p for p in paths if p is not None]
     places = [i for i, p in enumerate(paths) if p is not None]
     found, reasons = index_by_name(named)

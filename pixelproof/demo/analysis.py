@@ -96,9 +96,7 @@ class DemoAnalysis:
 
         self.cfg = cfg
         self.detector = Detector.load(cfg.ckpt_path, **cfg.inference)
-        self.attribution = AttributionSettings.from_config(
-            OmegaConf.to_container(cfg.attribution, resolve=True)
-        )
+        self.attribution = AttributionSettings.from_node(cfg.attribution)
         self.gauge = OmegaConf.to_container(cfg.gauge, resolve=True) if cfg.get("gauge") else None
         if self.gauge:
             from pixelproof.attacks.spec import attack_spec, pixel_value

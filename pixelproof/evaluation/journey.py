@@ -42,6 +42,8 @@ import numpy as np
 from omegaconf import OmegaConf
 from PIL import Image
 
+from pixelproof.evaluation.robustness_settings import RobustnessSettings
+
 # resample names in the config -> Pillow filters
 RESAMPLE = {
     "nearest": Image.Resampling.NEAREST,
@@ -311,15 +313,8 @@ def journey_settings(cfg: Mapping) -> JourneySettings:
             f"robustness=journey does not use {', '.join(f'robustness.{k}' for k in unknown)}; "
             f"it takes {', '.join(JOURNEY_KEYS)}"
         )
-    seed = cfg.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"robustness.seed={seed!r}: must be a whole number >= 0")
-    max_batches = cfg.get("max_batches")
-    if max_batches is not None and (
-        isinstance(max_batches, bool) or not isinstance(max_batches, int) or max_batches < 1
-    ):
-        raise ValueError(f"robustness.max_batches={max_batches!r}: must be a whole number >= 1")
-    return JourneySettings(tuple(parse_cells(cfg.get("cells"))), seed, max_batches)
+    shared = RobustnessSettings.from_node(cfg)  # protocol, seed, max_batches
+    return JourneySettings(tuple(parse_cells(cfg.get("cells"))), shared.seed, shared.max_batches)
 
 
 def check_journey(cfg: Mapping) -> None:

@@ -44,6 +44,7 @@ from pixelproof.attacks.module_modes import eval_mode
 from pixelproof.attacks.spec import ATTACKS, AttackSpec, attack_spec, format_eps, pixel_value
 from pixelproof.evaluation.generator_table import MEAN, generator_table
 from pixelproof.evaluation.perturbations import perturbation
+from pixelproof.evaluation.robustness_settings import RobustnessSettings
 from pixelproof.utils.atomic import atomic_open, write_atomic
 
 log = logging.getLogger(__name__)
@@ -113,9 +114,7 @@ def masking_checks(config: Mapping | None) -> MaskingChecks | None:
         )
     for key in ("tolerance", "large_eps", "large_eps_max_acc"):
         if key in values:
-            values[key] = pixel_value(values[key], f"{where}.{key}")
-            if values[key] < 0:
-                raise ValueError(f"{where}.{key}={values[key]} must be >= 0")
+            values[key] = pixel_value(values[key], f"{where}.{key}")  # a number >= 0
     if "large_eps_attack" in values:  # over the default, so {steps: 20} is PGD-20
         values["large_eps_attack"] = {
             **MaskingChecks().large_eps_attack,
@@ -157,7 +156,7 @@ def robustness_conditions(cfg: Mapping, source: nn.Module | None = None) -> list
     when given), the attacks the masking checks need, then every perturbation at every
     strength."""
     conditions = [Condition("clean", "clean", 0.0, "clean", lambda model, x, y, g: x)]
-    grid = [pixel_value(eps, f"robustness.eps[{i}]") for i, eps in enumerate(cfg.get("eps") or [])]
+    grid = RobustnessSettings.from_node(cfg).eps
     attacks = list(cfg.get("attacks") or [])
     for i, attack in enumerate(attacks):
         for eps in grid:
@@ -325,10 +324,11 @@ def robustness_report(
             "robustness.source_ckpt_path is set but no source detector was passed: load it "
             "with pixelproof.models.loading.load_detector (pixelproof.eval does)"
         )
+    settings = RobustnessSettings.from_node(cfg)
     conditions = robustness_conditions(cfg, source)
     checks = masking_checks(cfg.get("masking_checks"))
     scores, images = score_conditions(
-        model, loaders, conditions, int(cfg.get("seed") or 0), cfg.get("max_batches")
+        model, loaders, conditions, settings.seed, settings.max_batches
     )
     rows, long_rows = tabulate(conditions, scores, images)
     findings = {} if checks is None else masking_findings(conditions, rows, checks, list(loaders))

@@ -24,6 +24,7 @@ import torch
 from PIL import Image
 
 from pixelproof.explainer.localisation import Location, locate
+from pixelproof.explainer.scorer_settings import ScorerSettings
 from pixelproof.explainer.taxonomy import Taxonomy
 from pixelproof.utils.hub import load_or_fail, refuse_missing_weights
 
@@ -75,12 +76,11 @@ class ArtifactScorer:
                 f"scorer.templates={list(templates)}: each template needs exactly one '{{}}' "
                 "where the artifact name goes, e.g. 'an image with {}.'"
             )
-        if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"scorer.threshold={threshold}: a probability in [0, 1]")
-        if top_k < 1 or min_artifacts < 0 or min_artifacts > top_k:
+        ScorerSettings(threshold=threshold, top_k=top_k, batch_size=batch_size)
+        if min_artifacts < 0 or min_artifacts > top_k:
             raise ValueError(
                 f"scorer.top_k={top_k}, scorer.min_artifacts={min_artifacts}: need "
-                "top_k >= 1 and 0 <= min_artifacts <= top_k"
+                "0 <= min_artifacts <= top_k"
             )
         self.taxonomy = taxonomy
         self.templates = tuple(templates)

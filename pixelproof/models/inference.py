@@ -4,13 +4,14 @@ resolved against the checkpoint), and p(fake) per image, optionally ten-crop ave
 import copy
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from pixelproof.evaluation.ten_crop import batch_logits
+from pixelproof.models.inference_config import InferenceConfig
 from pixelproof.models.loading import TrainedDetector
 
 log = logging.getLogger(__name__)
@@ -81,50 +82,34 @@ class InferenceSettings:
 
 
 #: ``conf/inference/default.yaml``, for a detector loaded from Python (``Detector.load``)
-DEFAULTS = {
-    "threshold": None,
-    "image_size": None,
-    "resize_mode": None,
-    "device": "auto",
-    "batch_size": 256,
-    "num_workers": 0,
-    "ten_crop": False,
-    "crop_size": 28,
-}
+DEFAULTS = asdict(InferenceConfig())
 
 
 def inference_config(overrides: Mapping) -> dict:
-    """:data:`DEFAULTS` with ``overrides``; a key that is no inference setting raises
-    ``TypeError`` naming the ones there are (a misspelt ``treshold`` must not pass silently)."""
+    """:data:`DEFAULTS` with ``overrides``, checked (:class:`InferenceConfig`); a key that is no
+    inference setting raises ``TypeError`` naming the ones there are (a misspelt ``treshold``
+    must not pass silently)."""
     unknown = sorted(set(overrides) - set(DEFAULTS))
     if unknown:
         raise TypeError(
             f"unknown inference setting(s) {', '.join(unknown)}; the settings are "
             f"{', '.join(DEFAULTS)}"
         )
-    return {**DEFAULTS, **overrides}
-
-
-def resolve_threshold(threshold: float | None, model: nn.Module | TrainedDetector) -> float:
-    """``threshold``, or the model's calibrated ``decision_threshold`` when it is ``None``;
-    it must be a probability."""
-    value = float(model.decision_threshold if threshold is None else threshold)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"inference.threshold={value} must be a probability in [0, 1]")
-    return value
+    return asdict(InferenceConfig(**overrides))
 
 
 def inference_settings(cfg: Mapping, trained: TrainedDetector) -> InferenceSettings:
     """``cfg`` (an ``inference`` config node) with every ``null`` taken from the checkpoint: the
     image size and resize mode it was trained with, its calibrated threshold. An explicit value
     that differs from the checkpoint's is used and logged."""
+    config = InferenceConfig.from_node(cfg)  # a bad value: one line naming inference.<key>
     chosen = {}
     for key, trained_value in (
         ("image_size", trained.image_size),
         ("resize_mode", trained.resize_mode),
         ("threshold", trained.threshold),
     ):
-        value = cfg.get(key)
+        value = getattr(config, key)
         if value is None:
             value = trained_value
         elif value != trained_value:
@@ -132,15 +117,12 @@ def inference_settings(cfg: Mapping, trained: TrainedDetector) -> InferenceSetti
                 "inference.%s=%s overrides the checkpoint's %s (%s)", key, value, key, trained_value
             )
         chosen[key] = value
-    for key in ("batch_size", "crop_size"):
-        if not isinstance(cfg.get(key), int) or cfg.get(key) < 1:
-            raise ValueError(f"inference.{key}={cfg.get(key)!r} must be a positive integer")
     return InferenceSettings(
         image_size=int(chosen["image_size"]),
         resize_mode=str(chosen["resize_mode"]),
-        threshold=resolve_threshold(chosen["threshold"], trained),
-        device=pick_device(cfg.get("device", "auto")),
-        batch_size=int(cfg["batch_size"]),
-        num_workers=int(cfg.get("num_workers") or 0),
-        crop_size=int(cfg["crop_size"]) if cfg.get("ten_crop") else None,
+        threshold=float(chosen["threshold"]),
+        device=pick_device(config.device),
+        batch_size=config.batch_size,
+        num_workers=config.num_workers,
+        crop_size=config.crop_size if config.ten_crop else None,
     )

@@ -4,29 +4,39 @@
 ``evaluate``, ``predict``, ``explain``) and, through :class:`ValidateConfig` (``hydra.callbacks`` in
 ``conf/hydra/default.yaml``), as soon as Hydra has composed the config: before the run directory
 is created, so a bad setting stops the command with one line on stderr, exit status 2, and
-nothing written. Only keys present in the config are checked, so every entry point shares the
-one table below. It imports nothing heavy (no torch): it runs before the entry point's imports.
+nothing written. The values are checked by the settings classes of the components that own them
+(:data:`COMPONENTS`, :mod:`pixelproof.utils.settings`), each built from its node where the config
+has one; this module adds the checks on the files an entry point reads and writes. It imports
+nothing heavy (no torch): it runs before the entry point's imports.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterable
-from fractions import Fraction
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from pixelproof.attacks.spec import attack_spec
+from pixelproof.attribution.settings import AttributionSettings
+from pixelproof.callbacks.threshold_calibration_settings import ThresholdCalibrationSettings
+from pixelproof.data.settings import DataSettings
+from pixelproof.evaluation.robustness_settings import RobustnessSettings
+from pixelproof.explainer.scorer_settings import ScorerSettings
+from pixelproof.models.inference_config import InferenceConfig
+from pixelproof.models.optimizer_settings import OptimizerSettings
 from pixelproof.utils.output_paths import (
     explain_details_path,
     input_clash,
     predict_files,
 )
+from pixelproof.utils.run_settings import RunSettings, TrainerSettings
+from pixelproof.utils.settings import ConfigError, Settings, node_of
 
 try:  # Hydra's callback base class (hydra-core >= 1.1)
     from hydra.experimental.callback import Callback as _HydraCallback
@@ -36,122 +46,18 @@ except ImportError:  # pragma: no cover
 EXIT_BAD_SETTING = 2
 _ABSENT = object()
 
-
-class ConfigError(ValueError):
-    """A setting outside what it allows; the message is one line naming the key."""
-
-
-# --------------------------------------------------------------------------- value checks
-# Each returns None when the value is fine, else what the key allows (the error's second half).
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def positive_int(value: Any) -> str | None:
-    return None if _is_int(value) and value >= 1 else "must be a whole number >= 1"
-
-
-def non_negative_int(value: Any) -> str | None:
-    return None if _is_int(value) and value >= 0 else "must be a whole number >= 0"
-
-
-def positive_number(value: Any) -> str | None:
-    return None if _is_number(value) and value > 0 else "must be a number > 0"
-
-
-def non_negative_number(value: Any) -> str | None:
-    return None if _is_number(value) and value >= 0 else "must be a number >= 0"
-
-
-def probability(value: Any) -> str | None:
-    return None if _is_number(value) and 0 <= value <= 1 else "must be a number in [0, 1]"
-
-
-def fraction_below_one(value: Any) -> str | None:
-    return None if _is_number(value) and 0 <= value < 1 else "must be a number in [0, 1)"
-
-
-def epochs(value: Any) -> str | None:
-    """A count of epochs or steps, Lightning's -1 for none."""
-    if _is_int(value) and (value >= 1 or value == -1):
-        return None
-    return "must be a whole number >= 1 (or -1: no limit)"
-
-
-def pixel_budget(value: Any) -> str | None:
-    """An attack budget: a number >= 0 or an ``a/b`` string such as ``8/255``."""
-    if isinstance(value, str):
-        try:
-            value = float(Fraction(value.replace(" ", "")))
-        except (ValueError, ZeroDivisionError):
-            value = None
-    if _is_number(value) and value >= 0:
-        return None
-    return "must be a number >= 0 in [0,1] pixel units, e.g. 0.03 or 8/255"
-
-
-def choice(*allowed: str) -> Callable[[Any], str | None]:
-    def one_of(value: Any) -> str | None:
-        return None if value in allowed else f"must be one of {', '.join(allowed)}"
-
-    return one_of
-
-
-def optional(check: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
-    def allow_null(value: Any) -> str | None:
-        reason = None if value is None else check(value)
-        return None if reason is None else f"{reason}, or null"
-
-    return allow_null
-
-
-def each(check: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
-    def every_item(value: Any) -> str | None:
-        if not isinstance(value, list | tuple | ListConfig):
-            return f"must be a list; every item {check(None)}"
-        bad = [check(item) for item in value]
-        return next((f"every item {reason}" for reason in bad if reason), None)
-
-    return every_item
-
-
-# key -> (check, an example of a good value); checked wherever the key exists
-CHECKS: dict[str, tuple[Callable[[Any], str | None], str]] = {
-    "data.batch_size": (positive_int, "64"),
-    "data.eval_batch_size": (optional(positive_int), "256"),
-    "data.num_workers": (non_negative_int, "0"),
-    "data.val_fraction": (fraction_below_one, "0.1"),
-    "data.image_size": (positive_int, "32"),
-    "model.optimizer.lr": (positive_number, "1e-3"),
-    "model.optimizer.weight_decay": (optional(non_negative_number), "0.05"),
-    "trainer.max_epochs": (epochs, "3"),
-    "trainer.min_epochs": (optional(non_negative_int), "1"),
-    "trainer.max_steps": (epochs, "2500"),
-    "threads": (positive_int, "2"),
-    "max_pixels": (optional(positive_int), "100000000"),
-    "task1_index": (choice("name", "position"), "name"),
-    "inference.threshold": (optional(probability), "0.5"),
-    "inference.image_size": (optional(positive_int), "32"),
-    "inference.batch_size": (positive_int, "256"),
-    "inference.num_workers": (non_negative_int, "0"),
-    "inference.crop_size": (optional(positive_int), "28"),
-    "scorer.threshold": (probability, "0.05"),
-    "scorer.top_k": (positive_int, "5"),
-    "scorer.batch_size": (positive_int, "32"),
-    "attribution.batch_size": (positive_int, "64"),
-    "attack.eps": (pixel_budget, "8/255"),
-    "attack.alpha": (optional(pixel_budget), "2/255"),
-    "robustness.eps": (each(pixel_budget), "[4/255,8/255]"),
-    "robustness.seed": (non_negative_int, "0"),
-    "robustness.protocol": (choice("attacks", "journey"), "journey"),
-    "callbacks.threshold_calibration.target_fpr": (fraction_below_one, "0.05"),
-}
+#: the settings of every component, checked wherever a run's config has their node
+COMPONENTS: tuple[type[Settings], ...] = (
+    DataSettings,
+    OptimizerSettings,
+    TrainerSettings,
+    RunSettings,
+    InferenceConfig,
+    ScorerSettings,
+    AttributionSettings,
+    RobustnessSettings,
+    ThresholdCalibrationSettings,
+)
 
 # files and folders an entry point reads: key -> (kind, what to pass)
 INPUTS: dict[str, tuple[str, str]] = {
@@ -174,25 +80,15 @@ def validate(cfg: DictConfig, task: str | None = None, run_dir: str | None = Non
         if OmegaConf.is_missing(cfg, key):
             what = INPUTS[key][1] if key in INPUTS else "a file to write"
             raise ConfigError(f"{key} is required: pass {key}=<{what}>")
-    for key, (check, example) in CHECKS.items():
-        value = _get(cfg, key)
-        if value is _ABSENT:
-            continue
-        reason = check(value)
-        if reason:
-            raise ConfigError(f"{key}={_show(value)}: {reason} (e.g. {key}={example})")
-    if _get(cfg, "seed") not in (_ABSENT, None) and not _is_int(_get(cfg, "seed")):
-        raise ConfigError(f"seed={_show(_get(cfg, 'seed'))}: must be a whole number, or null")
-    if task == "predict" and _get(cfg, "output") not in (_ABSENT, None):
-        _check_distinct("output", predict_files(Path(str(cfg.output))))
-    if task == "explain" and _get(cfg, "output") not in (_ABSENT, None):
-        output = Path(str(cfg.output))
-        details = explain_details_path(output, _get(cfg, "details_output") or None)
-        if _same(output, details):
-            raise ConfigError(
-                f"details_output={details} is also output={output}: the Task-2 file and its "
-                "details would overwrite each other; pass another details_output (or null)"
-            )
+    check_components(cfg)
+    output_key, outputs = _outputs(cfg, task)  # what the run writes, worked out once
+    if task == "predict" and outputs:
+        _check_distinct(output_key, outputs)
+    if task == "explain" and outputs and _same(outputs[0][1], outputs[1][1]):
+        raise ConfigError(
+            f"details_output={outputs[1][1]} is also output={outputs[0][1]}: the Task-2 file and "
+            "its details would overwrite each other; pass another details_output (or null)"
+        )
     if task == "explain" and not has_scorer(cfg) and not _get(cfg, "detector_ckpt_path"):
         raise ConfigError(
             "scorer=null and no detector_ckpt_path: nothing would explain the images; pass "
@@ -200,11 +96,23 @@ def validate(cfg: DictConfig, task: str | None = None, run_dir: str | None = Non
         )
     for key, (kind, what) in INPUTS.items():
         _check_input(key, _get(cfg, key), kind, what)
-    _check_outputs_spare_inputs(cfg, task)
+    _check_outputs_spare_inputs(cfg, task, output_key, outputs)
     if run_dir is None:
         run_dir = _get(cfg, "paths.output_dir")
     if run_dir not in (_ABSENT, None):
         check_writable_dir(str(run_dir), "the run directory")
+
+
+def check_components(cfg: DictConfig) -> None:
+    """Build each component's settings from its node of ``cfg`` (where there is one): the first
+    bad value raises :class:`ConfigError`, one line naming its key."""
+    for component in COMPONENTS:
+        node = node_of(cfg, component.KEY)
+        if isinstance(node, DictConfig):
+            component.from_node(node)
+    attack = node_of(cfg, "attack")
+    if isinstance(attack, DictConfig):
+        attack_spec(OmegaConf.to_container(attack, resolve=True), "attack")
 
 
 def has_scorer(cfg: DictConfig) -> bool:
@@ -264,10 +172,12 @@ def _outputs(cfg: DictConfig, task: str) -> tuple[str, list[tuple[str, Path]]]:
     return "", []
 
 
-def _check_outputs_spare_inputs(cfg: DictConfig, task: str) -> None:
-    """Refuse, whatever ``overwrite`` says, an output that is a checkpoint or file the run reads,
-    or that lies inside a folder it reads (its images, the evaluated dataset)."""
-    key, outputs = _outputs(cfg, task)
+def _check_outputs_spare_inputs(
+    cfg: DictConfig, task: str, key: str, outputs: list[tuple[str, Path]]
+) -> None:
+    """Refuse, whatever ``overwrite`` says, an output (``key`` names it) that is a checkpoint or
+    file the run reads, or that lies inside a folder it reads (its images, the evaluated
+    dataset)."""
     if not outputs:
         return
     files = [
@@ -313,12 +223,6 @@ def _get(cfg: DictConfig, key: str) -> Any:
     if isinstance(value, DictConfig | ListConfig):
         return OmegaConf.to_container(value, resolve=True)
     return value
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(_show(v) for v in value) + "]"
-    return "null" if value is None else str(value)
 
 
 class ValidateConfig(_HydraCallback):

@@ -91,7 +91,7 @@ def test_choose_threshold_errors():
         choose_threshold("target_fpr", t([0.1, 0.9]), t([1, 1]))
     with pytest.raises(ValueError, match="target_fpr=1.0 must be in \\[0, 1\\)"):
         choose_threshold("target_fpr", t([0.1, 0.9]), t([0, 1]), target_fpr=1.0)
-    with pytest.raises(ValueError, match="threshold_calibration.target_fpr=-0.1: must be in"):
+    with pytest.raises(ValueError, match="target_fpr=-0.1: must be a number in"):
         ThresholdCalibration("target_fpr", target_fpr=-0.1)
     with pytest.raises(ValueError, match="only real"):
         choose_threshold("eer", t([0.1, 0.9]), t([0, 0]))
