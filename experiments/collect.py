@@ -14,7 +14,9 @@ sweep directory):
 * a cross-family table when the runs hold generator families out of training
   (``held_out``, ``experiment=cross_family``): for each run, test AP / ACC@0.5 on
   the held-out family's generators against the families it trained on, and per recipe (the other
-  swept overrides) their mean over held-out families; ``held_out.png`` draws them per recipe.
+  swept overrides but ``experiment``: ``data/augment=journey``, ``callbacks=ema``, ...; sweeps
+  from before the ``recipe`` group was split say ``recipe=journey``) their mean over held-out
+  families; ``held_out.png`` draws them per recipe.
 * ``results.csv``: the same runs with every override and every metric, unrounded.
 * ``results.png``: test ACC and AP against the numeric swept parameter with the most values
   (one line per combination of the others), or a bar chart when none is numeric; with
@@ -54,6 +56,9 @@ PER_GENERATOR = re.compile(r"^test/(?P<generator>.+)/(?P<metric>acc|ap)$")
 # the override that leaves a generator family out of training, and the cross-family columns
 HELD_OUT = "held_out"
 HELD_OUT_KEYS = ("held_out_ap", "held_out_acc", "seen_ap", "seen_acc")
+# not part of a run's recipe: which experiment ran it (a study runs several into one sweep, and
+# each one's grid names its choices: data/augment=..., callbacks=ema, model=...)
+EXPERIMENT = "experiment"
 
 
 @dataclass
@@ -217,7 +222,7 @@ def _held_out_runs(runs: Sequence[Run], swept: Sequence[str]):
     """The runs that held a family out, with their scores, and how to name a run's recipe (the
     swept overrides other than the held-out family)."""
     scored = [(r, s) for r in runs if (s := held_out_scores(r)) is not None]
-    recipe_keys = [k for k in swept if k != HELD_OUT]
+    recipe_keys = [k for k in swept if k not in (HELD_OUT, EXPERIMENT)]
     return scored, lambda run: _label(run, recipe_keys) or "default"
 
 
@@ -246,7 +251,7 @@ def write_held_out_plot(runs: Sequence[Run], swept: Sequence[str], out: Path, ti
     ]
     ax.plot(range(len(recipes)), means, "k_", markersize=22, mew=2, label="mean")
     ax.axhline(50, color="grey", lw=0.8, ls=":")  # chance
-    ax.set_xticks(range(len(recipes)), [n.removeprefix("recipe=") for n in recipes], rotation=30)
+    ax.set_xticks(range(len(recipes)), [_values(n) for n in recipes], rotation=30)
     ax.set_ylabel("test AP on the held-out family (%)")
     ax.set_ylim(0, 100)
     ax.legend(fontsize=7, ncol=len(families) + 1, loc="lower left")
@@ -302,7 +307,7 @@ def selection_scores(runs: Sequence[Run], swept: Sequence[str]) -> dict[str, dic
     and worst AP and the real ACC at the threshold on reals from unseen sources (means over
     seeds, with their spread); and its score, the worst of the four."""
     # the seeds' runs come from experiment=selection_seeds: the same recipe, another seed
-    recipe_keys = [k for k in swept if k not in (HELD_OUT, "seed", "experiment")]
+    recipe_keys = [k for k in swept if k not in (HELD_OUT, "seed", EXPERIMENT)]
     recipe = lambda run: _label(run, recipe_keys) or "default"  # noqa: E731
     groups: dict[str, dict] = {}
     for run in runs:
@@ -440,6 +445,11 @@ def _number(text: str) -> float | None:
 def _label(run: Run, keys: Sequence[str]) -> str:
     """``k=v, ...`` of the keys this run overrides (runs of a sweep can differ in their keys)."""
     return ", ".join(f"{k}={run.overrides[k]}" for k in keys if k in run.overrides)
+
+
+def _values(label: str) -> str:
+    """``data/augment=flip, callbacks=ema`` -> ``flip, ema``: a short tick label."""
+    return ", ".join(part.partition("=")[2] or part for part in label.split(", "))
 
 
 def write_plot(

@@ -111,7 +111,8 @@ def run_info(run_dir: str | Path) -> dict[str, Any]:
         choices = ((hydra or {}).get("hydra") or {}).get("runtime", {}).get("choices") or {}
         training = {
             "model": choices.get("model"),
-            "recipe": choices.get("recipe"),
+            "augment": choices.get("data/augment"),
+            "recipe": choices.get("recipe"),  # a run from before data/augment and callbacks=ema
             "experiment": choices.get("experiment"),
             "seed": config.get("seed"),
             "max_epochs": (config.get("trainer") or {}).get("max_epochs"),

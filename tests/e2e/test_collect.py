@@ -142,6 +142,31 @@ def test_cross_family_table_separates_held_out_from_seen_generators(tmp_path):
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
 
 
+def test_a_study_of_several_experiments_names_each_run_by_its_choices(tmp_path):
+    """make generalisation runs several experiments into one sweep; each grid names its choices,
+    so a recipe is those choices (the experiment's name left out), and a sweep from before the
+    recipe group was split still collects under its old names."""
+    metrics = {"test/acc": 0.5, "test/ap": 0.5, "test/dcgan/ap": 0.6, "test/dcgan/acc": 0.5}
+    metrics |= {"test/vae/ap": 0.9, "test/vae/acc": 0.5}
+    jobs = {
+        "0": ["experiment=generalisation", "data/augment=flip", "held_out=gan"],
+        "ema_0": [
+            "experiment=generalisation_ema",
+            "data/augment=flip",
+            "held_out=gan",
+            "callbacks=ema",
+        ],
+        "old": ["experiment=generalisation", "recipe=wavefreq_full", "held_out=gan"],
+    }
+    for job, overrides in jobs.items():
+        fake_job(tmp_path / "sweep", job, overrides, metrics)
+    collect.collect(tmp_path / "sweep", out=tmp_path)
+    md = (tmp_path / "results.md").read_text()
+    for recipe in ("data/augment=flip", "data/augment=flip, callbacks=ema", "recipe=wavefreq_full"):
+        assert f"| {recipe} | 1 | 60.0 | 50.0 | 90.0 | 50.0 | 60.0 |" in md
+    assert collect._values("data/augment=flip, callbacks=ema") == "flip, ema"
+
+
 def test_plot_against_a_logged_metric(tmp_path):
     for job, (model, epochs) in enumerate([("a", 1), ("a", 2), ("b", 1), ("b", 2)]):
         metrics = {"test/acc": 0.5 + 0.1 * epochs, "test/ap": 0.6, "train/seconds": 10.0 * epochs}
@@ -170,7 +195,7 @@ def test_the_selection_rule_ranks_recipes_by_their_worst_criterion():
     lower everywhere but holds; the worst criterion puts 'steady' first."""
 
     def run(job, recipe, held_out, **metrics):
-        overrides = {"experiment": "selection", "recipe": recipe, "held_out": held_out}
+        overrides = {"experiment": "selection", "data/augment": recipe, "held_out": held_out}
         return collect.Run(job, overrides, metrics)
 
     def held(ap):  # the held-out VAE's AP; DCGAN was seen
@@ -191,10 +216,10 @@ def test_the_selection_rule_ranks_recipes_by_their_worst_criterion():
         ),
     ]
     runs[4].overrides |= {"seed": "1", "experiment": "selection_seeds"}  # make selection's seeds
-    swept = ["experiment", "recipe", "held_out", "seed"]
+    swept = ["experiment", "data/augment", "held_out", "seed"]
     table = collect.selection_scores(runs, swept)
-    assert list(table) == ["recipe=steady", "recipe=sharp"]
-    steady, sharp = table["recipe=steady"], table["recipe=sharp"]
+    assert list(table) == ["data/augment=steady", "data/augment=sharp"]
+    steady, sharp = table["data/augment=steady"], table["data/augment=sharp"]
     assert sharp["score"] == pytest.approx(0.60)  # its journey worst
     assert steady["score"] == pytest.approx(0.87)  # mean journey worst over its two seeds
     assert steady["held-out AP"] == pytest.approx(0.90) and steady["seeds"] == 2
@@ -208,8 +233,8 @@ def test_journey_cells_give_each_generator_its_mean_and_worst_ap(tmp_path):
     the processed cells (the clean cell and the mean row left out), into results.csv."""
     from pixelproof.evaluation.journey_report import CSV_COLUMNS
 
-    fake_job(tmp_path / "sweep", "0", ["recipe=journey"], {"test/ap": 0.9})
-    fake_job(tmp_path / "sweep", "1", ["recipe=flip"], {"test/ap": 0.8})  # no journey
+    fake_job(tmp_path / "sweep", "0", ["data/augment=journey"], {"test/ap": 0.9})
+    fake_job(tmp_path / "sweep", "1", ["data/augment=flip"], {"test/ap": 0.8})  # no journey
     rows = [  # cell, generator, ap, steps
         ("none", "ldm", 0.99, "as it is"),
         ("jpeg q90", "ldm", 0.90, "jpeg 90"),

@@ -112,7 +112,7 @@ def make_synartifact(root, n=8, bad_file=None):
 
 def test_datamodule_splits_and_batches(tmp_path):
     root = make_synartifact(tmp_path / "syn")
-    cfg = compose_config("train", "model=explainer_lora", "data=synartifact", f"data.root={root}")
+    cfg = compose_config("train", "experiment=explainer_lora", f"data.root={root}")
     dm = SynArtifactDataModule(
         **{k: v for k, v in OmegaConf.to_container(cfg.data).items() if not k.startswith("_")}
     )
@@ -156,8 +156,7 @@ def test_train_entry_point_writes_adapter_only_checkpoints_and_a_peft_adapter(tm
     vlm_dir = save_tiny_idefics2(tmp_path / "vlm")
     cfg = compose_config(
         "train",
-        "model=explainer_lora",
-        "data=synartifact",
+        "experiment=explainer_lora",
         f"data.root={root}",
         f"vlm.name_or_path={vlm_dir}",
         f"paths.root_dir={tmp_path}",

@@ -60,7 +60,7 @@ def write_run_dir(run: Path) -> None:
     """The files of a training run's directory the card reads."""
     (run / ".hydra").mkdir(parents=True)
     (run / "metrics.json").write_text(json.dumps(RUN_METRICS))
-    overrides = ["held_out=vae", "recipe=journey", "robustness=journey"]
+    overrides = ["held_out=vae", "data/augment=journey", "robustness=journey"]
     (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
     config = {
         "seed": 42,
@@ -74,7 +74,7 @@ def write_run_dir(run: Path) -> None:
         },
     }
     (run / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
-    choices = {"model": "simple_cnn", "recipe": "journey"}
+    choices = {"model": "simple_cnn", "data/augment": "journey"}
     (run / ".hydra" / "hydra.yaml").write_text(
         yaml.safe_dump({"hydra": {"runtime": {"choices": choices}}})
     )
@@ -149,13 +149,16 @@ def test_the_card_reports_the_run(tmp_path, ckpt):
     assert {"torch", "lightning", "python", "date", "weights_bytes"} <= set(card)
     assert card["metrics"] == RUN_METRICS
     assert card["training"]["held_out_generators"] == ["vae"]
+    assert card["training"]["augment"] == "journey"
     assert "root" not in card["training"] and card["training"]["generators"] == ["dcgan", "vae"]
     readme = (tmp_path / "shared" / "README.md").read_text()
     assert readme.startswith("---\n") and "library_name: pixelproof" in readme
     assert "| `dcgan` | 99.9 | 97.8 | 96.4 | 99.2 |" in readme
     assert "| `vae` (held out) | 69.1 | 49.6 | 96.4 | 2.8 |" in readme
     assert "| **mean** | 90.0 | 85.0 | 95.0 | 75.0 |" in readme
-    assert "python -m pixelproof.train held_out=vae recipe=journey robustness=journey" in readme
+    assert (
+        "python -m pixelproof.train held_out=vae data/augment=journey robustness=journey" in readme
+    )
     assert "mean AP 89.9 %, worst (processing, generator) AP 45.2 %" in readme
     assert "## Intended use and limitations" in readme and "push_to_hub" in readme
 

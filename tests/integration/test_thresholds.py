@@ -158,13 +158,13 @@ def test_target_fpr_calibration_in_training_and_its_setting(tmp_path):
 
 
 def test_weight_averaging_keeps_the_calibrated_threshold(tmp_path, train_overrides):
-    # recipe=ema swaps averaged weights in for validation; the threshold calibrated there must
+    # callbacks=ema swaps averaged weights in for validation; the threshold calibrated there must
     # reach the checkpoint and the test stage (averaging the buffers too reset it to 0.5 there)
     from helpers.configs import compose_config
 
     from pixelproof.train import train
 
-    cfg = compose_config("train", *train_overrides, "recipe=ema", "trainer.max_epochs=2")
+    cfg = compose_config("train", *train_overrides, "callbacks=ema", "trainer.max_epochs=2")
     metrics = train(cfg)
     last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
     stored = float(last["state_dict"]["decision_threshold"])

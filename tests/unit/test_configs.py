@@ -7,6 +7,8 @@ from pathlib import Path
 import hydra
 import pytest
 from helpers.configs import CONF_DIR, compose_config
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
@@ -16,6 +18,9 @@ from pixelproof.utils.instantiate import instantiate_named
 
 def choices(group: str) -> list[str]:
     return sorted(p.stem for p in (Path(CONF_DIR) / group).glob("*.yaml"))
+
+
+AUGMENTS = choices("data/augment")
 
 
 # synartifact feeds the explainer, not a detector: composed in test_explainer_lora.py
@@ -89,35 +94,59 @@ def test_cli_help_and_cfg_job(tmp_path):
     assert cfg.trainer.max_epochs == 7 and cfg.data.batch_size == 128
 
 
-@pytest.mark.parametrize("recipe", choices("recipe"))
-def test_recipes_compose_and_build(recipe, tmp_path):
-    cfg = compose_config("train", f"recipe={recipe}", f"paths.output_dir={tmp_path}")
-    hydra.utils.instantiate(cfg.model)  # the model a recipe picks builds
+@pytest.mark.parametrize("augment", choices("data/augment"))
+def test_augmentations_compose_into_valid_settings(augment):
     from pixelproof.data.augmentations import BatchAugmentation
 
-    BatchAugmentation(**cfg.data.augment)  # and its augmentations are valid settings
-    callbacks = instantiate_named(cfg.callbacks, "callbacks")
-    assert any(type(c).__name__ == "EMAWeightAveraging" for c in callbacks) == (recipe == "ema")
+    cfg = compose_config("train", f"data/augment={augment}")
+    BatchAugmentation(**cfg.data.augment)
 
 
-def test_recipes_stack_as_their_names_say():
-    augment = {r: compose_config("train", f"recipe={r}").data.augment for r in choices("recipe")}
+def test_augmentations_stack_as_their_names_say():
+    augment = {a: compose_config("train", f"data/augment={a}").data.augment for a in AUGMENTS}
     on = {r: {k for k, v in a.items() if k.endswith("_prob") and v > 0} for r, a in augment.items()}
     assert on["no_augment"] == set() and on["flip"] == {"hflip_prob"}
     assert on["blur_jpeg"] == {"blur_prob", "jpeg_prob", "hflip_prob"}
     assert on["blur_jpeg_noise"] == on["blur_jpeg"] | {"noise_prob"}
     assert on["blur_jpeg_noise_rescale"] == on["blur_jpeg_noise"] | {"rescale_prob"}
-    sims = compose_config("train", "recipe=with_simulations").data
-    assert on["with_simulations"] == on["blur_jpeg_noise_rescale"]
-    assert len(sims.embedded.simulations) == 4 and sims.root.endswith("simulations_without_none")
-    held_out = compose_config("train", "experiment=cross_family", "recipe=with_simulations").data
-    assert held_out.root.endswith("simulations_without_gan")  # its own build per held-out family
-    branches = {
-        r: compose_config("train", f"recipe={r}").model.net.branches
-        for r in ("wavefreq_full", "wavefreq_spatial", "wavefreq_frequency")
+    assert compose_config("train").data.augment == augment["journey"]  # the default
+
+
+def test_each_study_of_the_generalisation_sweep_is_one_experiment():
+    callbacks = compose_config("train", "callbacks=ema").callbacks
+    assert callbacks.ema._target_.endswith("EMAWeightAveraging")
+    assert set(callbacks) - {"ema"} == set(compose_config("train").callbacks)
+    sims = compose_config("train", "data=embedded_simulations").data
+    assert len(sims.embedded.simulations) == 4 and sims.root.endswith("embedded_simulations")
+    held_out = compose_config("train", "experiment=generalisation_simulations", "held_out=gan")
+    assert held_out.data.root.endswith("simulations_without_gan")  # its own build per family
+    assert held_out.data.embedded.simulations == sims.embedded.simulations
+    bjnr = compose_config("train", "data/augment=blur_jpeg_noise_rescale").data.augment
+    assert held_out.data.augment == bjnr
+    ema = compose_config("train", "experiment=generalisation_ema")
+    assert "ema" in ema.callbacks and ema.data.augment.hflip_prob == 0.5
+    assert ema.data.augment.jpeg_prob == 0 and ema.trainer.max_epochs == 8
+    branches = compose_config("train", "experiment=generalisation_branches")
+    assert (
+        branches.model.net._target_.endswith("WaveFreqResNet") and branches.trainer.max_epochs == 3
+    )
+    for experiment, grid in (
+        ("generalisation_branches", "[spatial,frequency],[spatial],[frequency]"),
+        ("time_to_accuracy_rine", "2,4"),
+    ):
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(CONF_DIR, version_base="1.3"):
+            params = compose("train", [f"experiment={experiment}"], return_hydra_config=True)
+        assert grid in params.hydra.sweeper.params.values()
+
+
+def test_only_experiments_and_searches_set_global_keys():
+    """A group's config sets its own package; only an experiment or a search changes several
+    (and conf/generator: train_generator's experiments, a generator and its training budget)."""
+    conf = Path(CONF_DIR)
+    global_groups = {
+        p.relative_to(conf).parts[0]
+        for p in conf.rglob("*.yaml")
+        if p.read_text().startswith("# @package _global_")
     }
-    assert branches == {
-        "wavefreq_full": ["spatial", "frequency"],
-        "wavefreq_spatial": ["spatial"],
-        "wavefreq_frequency": ["frequency"],
-    }
+    assert global_groups <= {"experiment", "hparams_search", "debug", "generator"}

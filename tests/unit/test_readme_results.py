@@ -1,14 +1,16 @@
 """The README's headline table ("What the default detector achieves") agrees with the results
 file it comes from: no training, both files parsed as they are.
 
-The section names its recipe (`` `recipe=<name>` ``), its seed ("seed <n>") and its study (the
-first link to ``experiments/<study>/README.md``); ``experiments/<study>/results.csv`` (written by
-``experiments/collect.py``) is the source. For each generator row: test AP, ACC@t and fakes
-caught at t are the run on every family (``held_out`` null); held-out AP is the run with the
-generator's family held out ("–" when there is none); the mean row is the test means and the
-journey's mean / worst AP; "(t = ...)" is the calibrated threshold. The per-generator journey
-cells are checked only if the results file has per-generator journey columns (``collect.py``
-writes the journey's means, not its per-generator numbers).
+The section names its augmentation (`` `data/augment=<name>` ``; results files collected
+before the ``recipe`` group was split call the same choice ``recipe``), its seed ("seed <n>")
+and its study (the first link to ``experiments/<study>/README.md``);
+``experiments/<study>/results.csv`` (written by ``experiments/collect.py``) is the source. For
+each generator row: test AP, ACC@t and fakes caught at t are the run on every family
+(``held_out`` null); held-out AP is the run with the generator's family held out ("–" when there
+is none); the mean row is the test means and the journey's mean / worst AP; "(t = ...)" is the
+calibrated threshold. The per-generator journey cells are checked only if the results file has
+per-generator journey columns (``collect.py`` writes the journey's means, not its per-generator
+numbers).
 """
 
 import csv
@@ -73,10 +75,11 @@ def is_null(value: str | None) -> bool:
     return value in (None, "", "null", "None")
 
 
-def pick(rows: list[dict], recipe: str, seed: str | None, held_out: bool) -> list[dict]:
+def pick(rows: list[dict], augment: str, seed: str | None, held_out: bool) -> list[dict]:
     chosen = []
     for row in rows:
-        if row.get("recipe", recipe) != recipe or is_null(row.get("held_out")) == held_out:
+        choice = row.get("data/augment") or row.get("recipe") or augment  # recipe: its old name
+        if choice != augment or is_null(row.get("held_out")) == held_out:
             continue
         if seed is not None and not is_null(row.get("seed")) and row["seed"] != seed:
             continue
@@ -86,20 +89,20 @@ def pick(rows: list[dict], recipe: str, seed: str | None, held_out: bool) -> lis
 
 def test_readme_headline_table_matches_the_results_file():
     section = readme_section()
-    recipe = re.search(r"`recipe=([\w-]+)`", section)
-    assert recipe, "README.md's section names no `recipe=<name>`"
-    recipe = recipe.group(1)
+    augment = re.search(r"`data/augment=([\w-]+)`", section)
+    assert augment, "README.md's section names no `data/augment=<name>`"
+    augment = augment.group(1)
     seed = re.search(r"\bseed (\d+)", section)
     seed = seed.group(1) if seed else None
     path, rows = results_rows(section)
-    full = pick(rows, recipe, seed, held_out=False)
+    full = pick(rows, augment, seed, held_out=False)
     assert len(full) == 1, (
-        f"{path}: {len(full)} runs of recipe={recipe} on every family (seed {seed}); the README "
-        "table needs exactly one"
+        f"{path}: {len(full)} runs of data/augment={augment} on every family (seed {seed}); "
+        "the README table needs exactly one"
     )
     run = full[0]
     held_runs = {}  # generator -> the run that held its family out
-    for row in pick(rows, recipe, seed, held_out=True):
+    for row in pick(rows, augment, seed, held_out=True):
         for generator in held_out_generators(row["held_out"]):
             held_runs[generator] = row
 
