@@ -262,7 +262,7 @@ class SynArtifactDataModule(L.LightningDataModule):
         augment: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        if augment:  # the training recipe's image augmentations (recipe=journey by default)
+        if augment:  # the detector's training augmentation (data/augment=journey by default)
             log.info("data.augment (the detector's recipe) does not apply to explainer data")
         if unknown_class not in ("keep", "error"):
             raise ValueError(f"data.unknown_class={unknown_class!r}: choose keep or error")
