@@ -11,7 +11,9 @@ Faults (docs/recovery.md): every checkpoint is written atomically (:mod:`pixelpr
 checkpoint_io`); ``last.ckpt`` is rewritten every epoch and every ``periodic_checkpoint``
 interval; a checkpoint holds the training loader's position and the RNG states, so a resumed
 run continues exactly; SIGTERM and SIGINT stop at the end of the current batch, save
-``last.ckpt``, print the command that resumes it and exit with 143 / 130.
+``last.ckpt``, print the command that resumes it and exit with 143 / 130
+(:mod:`pixelproof.utils.signal_stop`); a run without ``ckpt_path`` whose directory already holds
+a ``last.ckpt`` (a requeued SLURM job) resumes from it (:mod:`pixelproof.utils.recovery`).
 """
 
 import json
@@ -22,7 +24,8 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from pixelproof.utils.cli import run_entry_point
-from pixelproof.utils.signal_stop import SignalStop, last_checkpoint
+from pixelproof.utils.recovery import checkpoint_plugins, last_checkpoint, resume_from
+from pixelproof.utils.signal_stop import SignalStop
 from pixelproof.utils.wandb_run import finish_wandb
 
 log = logging.getLogger(__name__)
@@ -42,63 +45,106 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_journey(cfg)  # robustness=journey: its grid, before any work
     import lightning as L
 
-    from pixelproof.callbacks.model_config import RecordModelConfig
-    from pixelproof.callbacks.rng_state import RNGState
-    from pixelproof.models.loading import check_resumable, read_checkpoint
+    from pixelproof.models.loading import read_checkpoint
     from pixelproof.utils.console import quiet_lightning
     from pixelproof.utils.instantiate import instantiate_named
 
     quiet_lightning()  # every Lightning line once, through Hydra's handlers
-
-    resume = read_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else None
+    resume = read_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else None  # before any work
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 
     datamodule = hydra.utils.instantiate(cfg.data)
+    model, model_config = _instantiate_model(cfg, resume)
+    del resume  # read to check the model; fit reads it again
+    callbacks = _instantiate_callbacks(cfg, model_config)
+    loggers = instantiate_named(cfg.get("logger"), "logger")
+    trainer = hydra.utils.instantiate(
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        plugins=checkpoint_plugins(cfg.trainer),
+    )
+    _log_hyperparameters(cfg, trainer)
+
+    metrics: dict[str, float] = {}
+    with SignalStop() as stop:  # SIGTERM / SIGINT: stop at the end of the batch, last.ckpt saved
+        if cfg.get("train"):
+            metrics.update(_fit(cfg, trainer, model, datamodule))
+        if stop.signum is None and cfg.get("test"):
+            metrics.update(_test(cfg, trainer, model, datamodule))
+    stop.check(trainer, "pixelproof.train")  # after a signal: Interrupted, the resume command
+
+    if trainer.is_global_zero:  # under DDP every process gets here; one writes
+        _write_outputs(cfg, trainer, model, metrics)
+    return metrics
+
+
+def _instantiate_model(cfg: DictConfig, resume: dict | None):
+    """``(model, its config as plain data)``; with ``ckpt_path``, a ``CheckpointError`` unless
+    the model can take the checkpoint's weights (``resume``, the checkpoint as read)."""
+    from pixelproof.models.loading import check_resumable
+
     model = hydra.utils.instantiate(cfg.model)
     model_config = OmegaConf.to_container(cfg.model, resolve=True)
     if resume is not None:
         check_resumable(resume, model, model_config, f"ckpt_path={cfg.ckpt_path}")
-        del resume
-    callbacks = instantiate_named(cfg.get("callbacks"), "callback")
-    callbacks += [RecordModelConfig(model_config), RNGState()]
-    loggers = instantiate_named(cfg.get("logger"), "logger")
-    trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=_plugins(cfg)
-    )
+    return model, model_config
 
+
+def _instantiate_callbacks(cfg: DictConfig, model_config: dict) -> list:
+    """``cfg.callbacks``, plus the model config and the RNG states in every checkpoint."""
+    from pixelproof.callbacks.model_config import RecordModelConfig
+    from pixelproof.callbacks.rng_state import RNGState
+    from pixelproof.utils.instantiate import instantiate_named
+
+    return [
+        *instantiate_named(cfg.get("callbacks"), "callback"),
+        RecordModelConfig(model_config),
+        RNGState(),
+    ]
+
+
+def _log_hyperparameters(cfg: DictConfig, trainer) -> None:
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
-    metrics: dict[str, float] = {}
-    with SignalStop() as stop:
-        if cfg.get("train"):
-            trainer.fit(model, datamodule=datamodule, ckpt_path=_fit_ckpt_path(cfg, trainer))
-            metrics.update(_floats(trainer.callback_metrics))
-        if stop.signum is None and cfg.get("test"):
-            ckpt = _model_checkpoint(trainer)
-            best = ckpt.best_model_path if ckpt else ""
-            if not best:
-                log.warning("No best checkpoint recorded: testing the current weights.")
-            _detach_weight_averaging(trainer)
-            # verbose=False: the per-generator table below, not Lightning's dump of every metric
-            trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
-            metrics.update(_floats(trainer.callback_metrics))
-            if trainer.is_global_zero and _journey(cfg):  # the best weights are loaded now
-                metrics.update(_run_journey(cfg, model, datamodule))
-    stop.check(trainer, "pixelproof.train")
 
-    if trainer.is_global_zero:  # under DDP every process gets here; one writes
-        from pixelproof.utils.atomic import write_atomic
+def _fit(cfg: DictConfig, trainer, model, datamodule) -> dict[str, float]:
+    """Fit, resuming from ``ckpt_path`` or the run directory's ``last.ckpt`` (a requeued SLURM
+    job: :func:`pixelproof.utils.recovery.resume_from`); the metrics logged."""
+    ckpt_path = resume_from(cfg.get("ckpt_path"), trainer)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    return _floats(trainer.callback_metrics)
 
-        output_dir = Path(cfg.paths.output_dir)
-        output_dir.mkdir(parents=True, exist_ok=True)
-        metrics_json = json.dumps(metrics, indent=2, sort_keys=True) + "\n"
-        write_atomic(output_dir / "metrics.json", metrics_json)
-        _report(trainer, output_dir, metrics, getattr(model, "test_table", None))
-        if cfg.get("save_pretrained"):
-            _save_pretrained(trainer, output_dir)
+
+def _test(cfg: DictConfig, trainer, model, datamodule) -> dict[str, float]:
+    """Test the best checkpoint (else the current weights), then its journey if asked
+    (``robustness=journey``); the metrics logged."""
+    ckpt = _model_checkpoint(trainer)
+    best = ckpt.best_model_path if ckpt else ""
+    if not best:
+        log.warning("No best checkpoint recorded: testing the current weights.")
+    _detach_weight_averaging(trainer)
+    # verbose=False: the per-generator table below, not Lightning's dump of every metric
+    trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+    metrics = _floats(trainer.callback_metrics)
+    if trainer.is_global_zero and _journey(cfg):  # the best weights are loaded now
+        metrics.update(_run_journey(cfg, model, datamodule))
     return metrics
+
+
+def _write_outputs(cfg: DictConfig, trainer, model, metrics: dict[str, float]) -> None:
+    """``metrics.json``, the report on the console, and ``save_pretrained``'s folder."""
+    from pixelproof.utils.atomic import write_atomic
+
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    metrics_json = json.dumps(metrics, indent=2, sort_keys=True) + "\n"
+    write_atomic(output_dir / "metrics.json", metrics_json)
+    _report(trainer, output_dir, metrics, getattr(model, "test_table", None))
+    if cfg.get("save_pretrained"):
+        _save_pretrained(trainer, output_dir)
 
 
 def _save_pretrained(trainer, output_dir: Path) -> None:
@@ -116,33 +162,6 @@ def _save_pretrained(trainer, output_dir: Path) -> None:
     detector.run_dir = output_dir  # after a resume the best checkpoint may be an earlier run's
     detector.save_pretrained(output_dir / "detector")
     print(f"  detector:     {output_dir / 'detector'} (Detector.from_pretrained reads it)")
-
-
-def _fit_ckpt_path(cfg: DictConfig, trainer) -> str | None:
-    """``ckpt_path``; without one, the ``last.ckpt`` this run's directory already holds, if any
-    (a requeued SLURM job runs again in its directory). Lightning would pick that file too, but
-    on SLURM it prefers its ``hpc_ckpt_<n>.ckpt``, saved whenever SIGUSR1 arrives (possibly in
-    the middle of a batch); ``last.ckpt`` is written at a batch boundary."""
-    if cfg.get("ckpt_path"):
-        return cfg.ckpt_path
-    last = last_checkpoint(trainer)
-    if last is not None:
-        log.info("Resuming from %s, the last state this run directory holds", last)
-        return str(last)
-    return None
-
-
-def _plugins(cfg: DictConfig) -> list:
-    """The trainer's plugins (``trainer.plugins``, if any) plus atomic checkpoint writes."""
-    from lightning.fabric.plugins import CheckpointIO
-
-    from pixelproof.utils.checkpoint_io import AtomicCheckpointIO
-
-    configured = cfg.trainer.get("plugins") if "plugins" in cfg.trainer else None
-    plugins = list(hydra.utils.instantiate(configured) or []) if configured else []
-    if not any(isinstance(p, CheckpointIO) for p in plugins):
-        plugins.append(AtomicCheckpointIO())
-    return plugins
 
 
 def _detach_weight_averaging(trainer) -> None:

@@ -28,7 +28,7 @@ class InterruptCheckpoint(Callback):
     untrained model, written by a run that failed at once, is nothing to resume.
     """
 
-    on_interrupt = True  # how pixelproof.utils.signal_stop.last_checkpoint finds its file
+    on_interrupt = True  # how pixelproof.utils.recovery.last_checkpoint finds its file
 
     def __init__(self, dirpath: str, filename: str = "last") -> None:
         if not filename:

@@ -7,8 +7,9 @@ that trains (``pixelproof.train``, ``pixelproof.train_generator``).
 
 The interrupt checkpoint (:class:`pixelproof.callbacks.interrupt_checkpoint.
 InterruptCheckpoint`) saves ``last.ckpt`` at the stop; :class:`~pixelproof.utils.cli.
-Interrupted`'s message says where it is and the command that resumes it, and
-:func:`pixelproof.utils.cli.run_entry_point` exits with 143 / 130.
+Interrupted`'s message says where it is (:func:`pixelproof.utils.recovery.last_checkpoint`) and
+the command that resumes it, and :func:`pixelproof.utils.cli.run_entry_point` exits with 143 /
+130.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from __future__ import annotations
 import shlex
 import signal
 import threading
-from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from pixelproof.utils.cli import Interrupted
+from pixelproof.utils.recovery import last_checkpoint
 
 
 class SignalStop:
@@ -85,23 +86,6 @@ def stopped(signum: int, trainer, entry_point: str) -> str:
     saved = any(getattr(c, "saved", False) for c in trainer.callbacks)
     state = "its state is in" if saved else "the newest state saved before it is"
     return f"stopped by {name} {where}; {state} {ckpt}. Resume with:\n  " + shlex.join(command)
-
-
-def last_checkpoint(trainer) -> Path | None:
-    """The newest checkpoint holding the run's last state (``last.ckpt``), if one was written."""
-    from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
-
-    found = []
-    for callback in trainer.callbacks:
-        # InterruptCheckpoint by its flag (utils imports no callbacks: no package cycle)
-        if isinstance(callback, OnExceptionCheckpoint) or getattr(callback, "on_interrupt", False):
-            found.append(callback.ckpt_path)
-        elif isinstance(callback, ModelCheckpoint):
-            found.append(callback.last_model_path)
-            if callback.monitor is None:
-                found.append(callback.best_model_path)
-    existing = {Path(p).absolute() for p in found if p and Path(p).is_file()}
-    return max(existing, key=lambda p: p.stat().st_mtime_ns, default=None)
 
 
 def _overrides() -> list[str]:
