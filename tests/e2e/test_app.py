@@ -183,6 +183,13 @@ def test_help_is_quick_and_imports_nothing_heavy(tmp_path):
     assert help_out.returncode == 0 and "ckpt_path" in help_out.stdout, help_out.stderr
 
 
+def test_the_analysis_and_its_markdown_need_no_gradio(tmp_path):
+    """The analysis is plain data and the Markdown plain text: Gradio loads with the page only."""
+    code = "import sys, pixelproof.demo.rendering; print('gradio' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert out.stdout.split() == ["False"], out.stderr
+
+
 # ------------------------------------------------------------------------------ in a browser
 
 
