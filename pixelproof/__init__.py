@@ -1,10 +1,12 @@
 """pixelproof: detect AI-generated 32x32 images robustly, and explain their artifacts."""
 
+from importlib.metadata import version
+
 from pixelproof.utils import resolvers
 
 resolvers.register()
 
-__version__ = "0.1.0"
+__version__ = version("pixelproof")  # pyproject.toml's, the one place it is written
 __all__ = ["Detector", "__version__"]
 
 

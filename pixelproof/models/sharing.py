@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import json
 import logging
+from importlib.metadata import version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pixelproof.utils.cards import CardError, check_weights, read_card
 
 if TYPE_CHECKING:
-    from pixelproof.models.detector import Detector
+    import torch
+
+    from pixelproof.models.inference import InferenceSettings
     from pixelproof.models.loading import TrainedDetector
 
 log = logging.getLogger(__name__)
@@ -48,7 +51,19 @@ class PretrainedError(CardError):
 # ---------------------------------------------------------------------------------- writing
 
 
-def write_folder(detector: Detector, folder: Path) -> None:
+class Shareable(Protocol):
+    """What :func:`write_folder` reads from a detector (``pixelproof.Detector`` is one; this
+    module names what it needs instead of importing it, which imports this module)."""
+
+    model: torch.nn.Module
+    threshold: float
+    card: dict
+    run_dir: Path | None
+    settings: InferenceSettings
+    trained: TrainedDetector
+
+
+def write_folder(detector: Shareable, folder: Path) -> None:
     """Write ``detector``'s weights, card (``config.json``) and ``README.md`` into ``folder``."""
     import torch
     from safetensors.torch import save
@@ -83,7 +98,7 @@ def write_folder(detector: Detector, folder: Path) -> None:
         "metrics": run.get("metrics", previous.get("metrics", {})),
         "parameters": sum(p.numel() for p in model.parameters()),
         **weights_fields(weights),  # name, size and SHA-256, checked before every load
-        "pixelproof": _version(),
+        "pixelproof": version("pixelproof"),
         **provenance(),  # torch, lightning, python, date
     }
     write_card(folder / CONFIG_NAME, card)
@@ -155,12 +170,6 @@ def _held_out_generators(held_out: str) -> list[str]:
         return list(held_out_generators(held_out))
     except ValueError:  # a family this version's zoo does not have
         return []
-
-
-def _version() -> str:
-    from pixelproof import __version__
-
-    return __version__
 
 
 # ---------------------------------------------------------------------------------- reading
