@@ -47,8 +47,6 @@ class Rule:
 
 def setting(rule: Rule | None, default: Any = MISSING) -> Any:
     """A settings field checked by ``rule`` (``None``: declared, not checked)."""
-    if isinstance(default, list | dict):  # dataclasses refuse mutable defaults
-        return field(default_factory=lambda: type(default)(default), metadata={"rule": rule})
     return field(default=default, metadata={"rule": rule})
 
 

@@ -135,8 +135,8 @@ def test_attributions_work_inside_inference_mode_and_grids_are_small():
     assert len(cells) == 8 and max(max(row) for row in cells) == 1.0
     assert cells[0][0] > 0.5 and cells[7][7] == 0.0  # the patch is the top-left 2x2 cells
     with pytest.raises(ValueError, match="unknown keys"):
-        AttributionSettings.from_config({"baseline": "blur", "stepz": 3})
-    with pytest.raises(ValueError, match="blur or black"):
+        AttributionSettings.from_node({"baseline": "blur", "stepz": 3})
+    with pytest.raises(ValueError, match="baseline=white: must be one of blur, black"):
         AttributionSettings(baseline="white")
 
 
