@@ -319,8 +319,8 @@ def journey_settings(cfg: Mapping) -> JourneySettings:
 
 def check_journey(cfg: Mapping) -> None:
     """For entry points: a run config whose ``robustness`` is a journey must describe a valid
-    grid; :class:`~pixelproof.utils.validation.ConfigError` (one line, exit 2) otherwise."""
-    from pixelproof.utils.validation import ConfigError
+    grid; :class:`~pixelproof.utils.settings.ConfigError` (one line, exit 2) otherwise."""
+    from pixelproof.utils.settings import ConfigError
 
     robustness = cfg.get("robustness")
     if robustness and robustness.get("protocol") == "journey":

@@ -5,8 +5,8 @@
 ``conf/hydra/default.yaml``), as soon as Hydra has composed the config: before the run directory
 is created, so a bad setting stops the command with one line on stderr, exit status 2, and
 nothing written. The values are checked by the settings classes of the components that own them
-(:data:`COMPONENTS`, :mod:`pixelproof.utils.settings`), each built from its node where the config
-has one; this module adds the checks on the files an entry point reads and writes. It imports
+(:func:`pixelproof.run_settings.check_components`), each built from its node where the config has
+one; this module adds the checks on the files an entry point reads and writes. It imports
 nothing heavy (no torch): it runs before the entry point's imports.
 """
 
@@ -22,21 +22,13 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from pixelproof.attacks.spec import attack_spec
-from pixelproof.attribution.settings import AttributionSettings
-from pixelproof.callbacks.threshold_calibration_settings import ThresholdCalibrationSettings
-from pixelproof.data.settings import DataSettings
-from pixelproof.evaluation.robustness_settings import RobustnessSettings
-from pixelproof.explainer.scorer_settings import ScorerSettings
-from pixelproof.models.inference_config import InferenceConfig
-from pixelproof.models.optimizer_settings import OptimizerSettings
+from pixelproof.run_settings import check_components
 from pixelproof.utils.output_paths import (
     explain_details_path,
     input_clash,
     predict_files,
 )
-from pixelproof.utils.run_settings import RunSettings, TrainerSettings
-from pixelproof.utils.settings import ConfigError, Settings, node_of
+from pixelproof.utils.settings import ConfigError
 
 try:  # Hydra's callback base class (hydra-core >= 1.1)
     from hydra.experimental.callback import Callback as _HydraCallback
@@ -45,19 +37,6 @@ except ImportError:  # pragma: no cover
 
 EXIT_BAD_SETTING = 2
 _ABSENT = object()
-
-#: the settings of every component, checked wherever a run's config has their node
-COMPONENTS: tuple[type[Settings], ...] = (
-    DataSettings,
-    OptimizerSettings,
-    TrainerSettings,
-    RunSettings,
-    InferenceConfig,
-    ScorerSettings,
-    AttributionSettings,
-    RobustnessSettings,
-    ThresholdCalibrationSettings,
-)
 
 # files and folders an entry point reads: key -> (kind, what to pass)
 INPUTS: dict[str, tuple[str, str]] = {
@@ -101,18 +80,6 @@ def validate(cfg: DictConfig, task: str | None = None, run_dir: str | None = Non
         run_dir = _get(cfg, "paths.output_dir")
     if run_dir not in (_ABSENT, None):
         check_writable_dir(str(run_dir), "the run directory")
-
-
-def check_components(cfg: DictConfig) -> None:
-    """Build each component's settings from its node of ``cfg`` (where there is one): the first
-    bad value raises :class:`ConfigError`, one line naming its key."""
-    for component in COMPONENTS:
-        node = node_of(cfg, component.KEY)
-        if isinstance(node, DictConfig):
-            component.from_node(node)
-    attack = node_of(cfg, "attack")
-    if isinstance(attack, DictConfig):
-        attack_spec(OmegaConf.to_container(attack, resolve=True), "attack")
 
 
 def has_scorer(cfg: DictConfig) -> bool:

@@ -17,7 +17,7 @@ from pixelproof.evaluation.robustness_settings import RobustnessSettings
 from pixelproof.explainer.scorer_settings import ScorerSettings
 from pixelproof.models.inference_config import InferenceConfig
 from pixelproof.models.optimizer_settings import OptimizerSettings
-from pixelproof.utils.run_settings import RunSettings, TrainerSettings
+from pixelproof.run_settings import RunSettings, TrainerSettings
 from pixelproof.utils.settings import ConfigError
 
 GOOD = [
