@@ -166,7 +166,7 @@ def _save_pretrained(trainer, output_dir: Path) -> None:
 
 def _detach_weight_averaging(trainer) -> None:
     """Test what the checkpoints hold. A checkpoint saved under Lightning's weight averaging
-    (recipe=ema) holds the averaged weights as its state_dict; the callback, still attached after
+    (callbacks=ema) holds the averaged weights as its state_dict; the callback, still attached after
     fit, would load the un-averaged ``current_model_state`` over them when the test reloads it."""
     from lightning.pytorch.callbacks import WeightAveraging
 
