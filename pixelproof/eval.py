@@ -40,7 +40,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     from pixelproof.models.loading import load_trained
     from pixelproof.utils.atomic import write_atomic
     from pixelproof.utils.instantiate import instantiate_named
-    from pixelproof.utils.validation import validate
+    from pixelproof.validation import validate
 
     validate(cfg, "eval")
     check_journey(cfg)  # its grid, before any work

@@ -95,10 +95,11 @@ def explain(cfg: DictConfig) -> dict:
     from pixelproof.data.task1 import read_predictions
     from pixelproof.explainer.pipeline import ExplainStats, task2_record, unnamed_record
     from pixelproof.explainer.schema import validate_task2
+    from pixelproof.explainer.scorer_settings import has_scorer
     from pixelproof.explainer.taxonomy import Taxonomy
     from pixelproof.utils.atomic import write_atomic
     from pixelproof.utils.output_paths import explain_details_path
-    from pixelproof.utils.validation import has_scorer, validate
+    from pixelproof.validation import validate
 
     validate(cfg, "explain")
     output = Path(cfg.output)

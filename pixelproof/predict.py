@@ -35,7 +35,7 @@ def predict(cfg: DictConfig) -> dict:
     from pixelproof.data.task1 import task1_indices, task1_text
     from pixelproof.models.detector import Detector
     from pixelproof.utils.output_paths import predict_files
-    from pixelproof.utils.validation import validate
+    from pixelproof.validation import validate
 
     validate(cfg, "predict")
     output = Path(cfg.output)

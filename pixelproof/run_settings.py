@@ -3,7 +3,7 @@ entry point itself owns, its top-level keys (``seed``, ``threads``, ``max_pixels
 ``task1_index``) and the Lightning ``trainer`` node it builds the Trainer from, and the list of
 every component's settings (:data:`COMPONENTS`), which :func:`check_components` builds from a
 composed config. A key an entry point does not have keeps its default, so one class serves them
-all. Light (no torch): ``pixelproof.utils.validation`` runs it before any work."""
+all. Light (no torch): ``pixelproof.validation`` runs it before any work."""
 
 from __future__ import annotations
 

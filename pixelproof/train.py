@@ -37,7 +37,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     Raises :class:`pixelproof.utils.cli.Interrupted` after SIGTERM / SIGINT (its message holds
     the command that resumes the run), ``ConfigError`` / ``CheckpointError`` for bad settings."""
-    from pixelproof.utils.validation import validate
+    from pixelproof.validation import validate
 
     validate(cfg, "train")  # settings, and ckpt_path: an existing checkpoint file
     from pixelproof.evaluation.journey import check_journey

@@ -82,7 +82,7 @@ def train_generator(cfg: DictConfig) -> dict:
     from pixelproof.utils.console import quiet_lightning
     from pixelproof.utils.instantiate import instantiate_named
     from pixelproof.utils.signal_stop import SignalStop
-    from pixelproof.utils.validation import validate
+    from pixelproof.validation import validate
 
     validate(cfg, "train_generator")  # settings, and ckpt_path: an existing checkpoint file
     quiet_lightning()  # every Lightning line once, through Hydra's handlers

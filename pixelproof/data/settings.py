@@ -1,6 +1,6 @@
 """The ``data`` settings a datamodule owns, checked on construction: by
 :class:`~pixelproof.data.datamodule.ImageDataModule` from its arguments, and by
-``pixelproof.utils.validation`` from a run's config before any work (``train_generator``'s photo
+``pixelproof.validation`` from a run's config before any work (``train_generator``'s photo
 crops share the ``batch_size`` and ``num_workers`` keys, and so these rules)."""
 
 from __future__ import annotations

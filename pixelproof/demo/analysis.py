@@ -91,8 +91,8 @@ class DemoAnalysis:
 
     def __init__(self, cfg: DictConfig) -> None:
         from pixelproof.attribution.maps import AttributionSettings
+        from pixelproof.explainer.scorer_settings import has_scorer
         from pixelproof.models.detector import Detector
-        from pixelproof.utils.validation import has_scorer
 
         self.cfg = cfg
         self.detector = Detector.load(cfg.ckpt_path, **cfg.inference)

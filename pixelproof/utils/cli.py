@@ -74,7 +74,7 @@ def one_line(err: BaseException) -> str:
 def run_entry_point(function: Callable[[Any], Any], cfg: Any, task: str) -> Any:
     """``function(cfg)``, ending the process as the module docstring says when it fails (in a
     sweep: ``None``, the job recorded as failed)."""
-    from pixelproof.utils.validation import ConfigError
+    from pixelproof.utils.settings import ConfigError
 
     prefix = f"pixelproof.{task}"
     job = _sweep_job()

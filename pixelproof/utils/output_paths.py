@@ -1,6 +1,6 @@
 """The files an entry point writes beside the ``output=`` it is given: one naming rule, used by
 the entry points that write them and by the settings check that refuses collisions before a run
-starts (:mod:`pixelproof.utils.validation`), and the rule that no output replaces an input."""
+starts (:mod:`pixelproof.validation`), and the rule that no output replaces an input."""
 
 import os
 from collections.abc import Iterable

@@ -2,7 +2,7 @@
 fields carry their :class:`Rule`, checked on construction.
 
 A bad value raises :class:`ConfigError` with one line, ``key=value: reason (e.g. key=example)``;
-``pixelproof.utils.validation`` builds every component's settings from the composed config before
+``pixelproof.validation`` builds every component's settings from the composed config before
 any work, and the components build the same dataclass from their constructor's arguments, so each
 rule is written once, next to the code that uses the value. Light on purpose (no torch): it runs
 before an entry point's heavy imports.

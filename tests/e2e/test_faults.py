@@ -437,7 +437,7 @@ def test_run_directories_are_unique_per_process_and_call():
 
 
 def test_predict_refuses_outputs_that_would_overwrite_each_other(tmp_path):
-    from pixelproof.utils.validation import ConfigError, validate
+    from pixelproof.validation import ConfigError, validate
 
     ckpt, images = tmp_path / "model.ckpt", tmp_path / "images"
     torch.save({"state_dict": {}}, ckpt)
@@ -463,7 +463,7 @@ def test_predict_refuses_outputs_that_would_overwrite_each_other(tmp_path):
     ],
 )
 def test_each_bad_setting_names_its_key_and_what_it_allows(overrides, message, tmp_path):
-    from pixelproof.utils.validation import ConfigError, validate
+    from pixelproof.validation import ConfigError, validate
 
     cfg = compose_config("train", f"paths.output_dir={tmp_path}", *overrides)
     with pytest.raises(ConfigError) as raised:

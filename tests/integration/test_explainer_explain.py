@@ -215,7 +215,7 @@ def test_explain_with_the_detector_alone_names_no_artifact(tmp_path, images):
 
 
 def test_explain_with_nothing_to_explain_is_refused_in_one_line(tmp_path, images):
-    from pixelproof.utils.validation import ConfigError
+    from pixelproof.validation import ConfigError
 
     for no_clip in ("scorer=null", "scorer.name_or_path=null"):
         cfg = compose_config(

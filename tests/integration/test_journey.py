@@ -34,7 +34,7 @@ from pixelproof.evaluation.journey_report import (
     score_cell,
     to_pixels,
 )
-from pixelproof.utils.validation import ConfigError, validate
+from pixelproof.validation import ConfigError, validate
 
 SIGN = (np.indices((32, 32)).sum(0) % 2) * 2 - 1  # +1 / -1 checkerboard
 

@@ -19,7 +19,7 @@ from pixelproof.data import embedded
 from pixelproof.generators import zoo
 from pixelproof.models.loading import CheckpointError, load_trained
 from pixelproof.utils.digests import DigestMismatch
-from pixelproof.utils.validation import ConfigError, validate
+from pixelproof.validation import ConfigError, validate
 
 SIMPLE_CNN = {
     "_target_": "pixelproof.models.detector_module.DetectorModule",

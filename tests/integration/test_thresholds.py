@@ -147,7 +147,7 @@ def test_target_fpr_calibration_in_training_and_its_setting(tmp_path):
 
     from helpers.configs import compose_config
 
-    from pixelproof.utils.validation import ConfigError, validate
+    from pixelproof.validation import ConfigError, validate
 
     cfg = compose_config("train")
     assert cfg.callbacks.threshold_calibration.method == "target_fpr"

@@ -22,6 +22,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from pixelproof.explainer.scorer_settings import has_scorer
 from pixelproof.run_settings import check_components
 from pixelproof.utils.output_paths import (
     explain_details_path,
@@ -80,14 +81,6 @@ def validate(cfg: DictConfig, task: str | None = None, run_dir: str | None = Non
         run_dir = _get(cfg, "paths.output_dir")
     if run_dir not in (_ABSENT, None):
         check_writable_dir(str(run_dir), "the run directory")
-
-
-def has_scorer(cfg: DictConfig) -> bool:
-    """Whether ``cfg`` names a CLIP model to score artifacts with: ``scorer=null`` or
-    ``scorer.name_or_path=null`` is none (``explain`` then runs the detector's attributions
-    alone, the demo shows no artifacts)."""
-    scorer = _get(cfg, "scorer")
-    return isinstance(scorer, dict) and bool(scorer.get("name_or_path"))
 
 
 def check_writable_dir(path: str, what: str) -> None:
