@@ -162,7 +162,17 @@ def margin(acc: float, images: int) -> float:
     return 1.96 * math.sqrt(max(acc * (1 - acc), 1e-12) / images)
 
 
-def write_results(rows: list[dict], on_front: list[str], images: int, results: Path) -> None:
+def attack_names(settings: dict) -> str:
+    """``apgd (steps 50, n_restarts 2), square (...)``: the attacks of a robustness node."""
+    return ", ".join(
+        f"{a['name']} ({', '.join(f'{k} {v}' for k, v in a.items() if k != 'name')})"
+        for a in settings["attacks"]
+    )
+
+
+def write_results(
+    rows: list[dict], on_front: list[str], images: int, strong: str, results: Path
+) -> None:
     results.mkdir(parents=True, exist_ok=True)
     with (results / "results.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=sorted({k for r in rows for k in r}))
@@ -173,9 +183,9 @@ def write_results(rows: list[dict], on_front: list[str], images: int, results: P
     lines = [
         f"Clean ACC and APGD-CE-50 ACC at each point's calibrated threshold t, on {images} test "
         f"images (half real; +-{100 * margin(0.5, images):.1f} points at worst, 95 %). Strong: "
-        "APGD-CE-50 with a restart, Square-300, masking checks (the front's adversarially "
-        "trained points). Journey AP and unseen-source FPR from the whole test split. Cost: "
-        "clean training images/s over the point's (data loading included).",
+        f"{strong}, and the masking checks (the front's adversarially trained points). "
+        "Journey AP and unseen-source FPR from the whole test split. Cost: clean training "
+        "images/s over the point's (data loading included).",
         "",
         "| point | front | clean ACC@t | APGD 1/255 | APGD 2/255 | APGD 4/255 | strong 2/255 "
         "| strong 4/255 | Square 4/255 | flags | test AP | journey mean / worst AP "
@@ -246,7 +256,7 @@ def main() -> None:
             strong = attacked(run_dir, "headline", plan["headline"], loaders)
             rows[names.index(name)] = summary(name, run_dir, quick[name][1], strong)
     if not args.points:  # the study's tables only from every point
-        write_results(rows, on_front, images, args.results)
+        write_results(rows, on_front, images, attack_names(plan["headline"]), args.results)
         print(f"Wrote {args.results / 'results.md'}")
     for row in rows:
         print({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
