@@ -31,15 +31,26 @@ def test_at_threshold_calls_fake_exactly_where_p_reaches_the_threshold(threshold
     assert float(shifted[0] - logits[0]) == pytest.approx(-math.log(threshold / (1 - threshold)))
 
 
-def test_front_keeps_the_points_no_other_beats_on_both_axes():
+def row(point: str, clean: float, apgd_2: float, apgd_4: float) -> dict:
+    return {"point": point, "clean": clean, "apgd_2": apgd_2, "apgd_4": apgd_4}
+
+
+def test_front_keeps_the_points_no_other_beats_on_every_axis():
     rows = [
-        {"point": "clean", "clean": 0.98, "apgd_2": 0.00},
-        {"point": "a", "clean": 0.90, "apgd_2": 0.60},
-        {"point": "dominated", "clean": 0.85, "apgd_2": 0.55},
-        {"point": "b", "clean": 0.80, "apgd_2": 0.70},
-        {"point": "tie_of_a", "clean": 0.90, "apgd_2": 0.60},
+        row("clean", 0.98, 0.00, 0.00),
+        row("a", 0.90, 0.60, 0.30),
+        row("dominated", 0.85, 0.55, 0.30),
+        row("b", 0.80, 0.70, 0.50),
+        row("tie_of_a", 0.90, 0.60, 0.30),
+        row("only_4", 0.70, 0.50, 0.55),  # beaten at 2/255, best at 4/255: still on the front
     ]
-    assert pareto.front(rows) == ["clean", "a", "b", "tie_of_a"]
+    assert pareto.front(rows) == ["clean", "a", "b", "tie_of_a", "only_4"]
+
+
+def test_best_point_is_nearest_the_targets_by_its_worst_ratio():
+    targets = {"clean": 0.9, "apgd_2": 0.6, "apgd_4": 0.5}
+    rows = [row("clean", 0.98, 0.1, 0.0), row("even", 0.81, 0.54, 0.45), row("lop", 0.9, 0.6, 0.3)]
+    assert pareto.best_point(rows, targets) == "even"  # 0.9 of every target; lop: 0.6 at 4/255
 
 
 def test_mean_flags_leaves_out_the_per_generator_findings():
@@ -57,4 +68,5 @@ def test_the_plan_names_overrides_for_every_point_and_a_clean_reference():
     assert plan["points"]["clean"] == []
     assert all(overrides for name, overrides in plan["points"].items() if name != "clean")
     assert plan["images_per_generator"] * 6 >= 1000  # the size for the front
+    assert set(plan["targets"]) == set(pareto.AXES)
     assert pareto.margin(0.5, 1008) == pytest.approx(0.0309, abs=1e-3)
