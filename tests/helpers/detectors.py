@@ -38,6 +38,15 @@ def constant_images(*values: float, size: int = 8) -> torch.Tensor:
 
 # set wherever a config has the key: no hub here, so pretrained towers become random ones
 OFFLINE = {"model.backbone.pretrained": "false"}
+# the same architecture at a smaller depth, wherever a config names one: the contract is the
+# config's interface, not its size (the full sizes: tests/unit/test_wavefreq_resnet.py builds
+# resnet50, tests/integration/test_rine.py trains the 8M/16 tower at 224)
+SMALL = {
+    # a timm ResNet named by a string (resnet50): the smallest bottleneck one
+    "model.net.backbone": (str, "resnet26"),
+    # a random ViT tower (pretrained=false): 2 blocks
+    "model.backbone.architecture.num_hidden_layers": (int, "2"),
+}
 
 
 def _is_detector(name: str) -> bool:
@@ -56,6 +65,9 @@ DETECTORS = sorted(
 def build(name: str) -> tuple[DetectorModule, dict]:
     cfg = compose_config("train", f"model={name}")
     overrides = [f"{k}={v}" for k, v in OFFLINE.items() if OmegaConf.select(cfg, k) is not None]
+    overrides += [
+        f"{k}={v}" for k, (kind, v) in SMALL.items() if isinstance(OmegaConf.select(cfg, k), kind)
+    ]
     cfg = compose_config("train", f"model={name}", *overrides)
     torch.manual_seed(0)
     return hydra.utils.instantiate(cfg.model).eval(), OmegaConf.to_container(
