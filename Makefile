@@ -73,8 +73,10 @@ bench: install ## CPU latency/throughput/FLOPs/memory of every detector vs Team 
 app: install ## serve the browser demo of a checkpoint (ARGS="ckpt_path=<ckpt> ...")
 	$(BIN)/python -m pixelproof.app $(ARGS)
 
-test: install ## run the whole test suite
-	$(BIN)/python -m pytest $(ARGS)
+# two xdist workers (one thread each), a test file to a worker: a file's module fixtures are
+# built once (ARGS="-n 0" runs in this process, e.g. for a debugger)
+test: install ## run the whole test suite (in 2 processes)
+	$(BIN)/python -m pytest -n 2 --dist loadfile $(ARGS)
 
 lint: install ## ruff: lint and check formatting
 	$(BIN)/ruff check .

@@ -2,23 +2,48 @@
 tiny CLIP checkpoint. The helpers the tests import are in ``tests/helpers``."""
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach for a model hub
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # "gw0", ... under `pytest -n 2` (make test)
+if XDIST_WORKER:
+    # one worker a core: each with one thread, and so each subprocess it starts (before torch)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 from helpers.configs import SIMPLE_CNN, tiny_data_overrides  # noqa: E402
 
 
+def pytest_configure(config) -> None:
+    if XDIST_WORKER:
+        import torch
+
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
 @pytest.fixture(scope="session")
 def embedded_root(tmp_path_factory) -> Path:
-    """The embedded dataset at the tiny size the training tests use, built once per session."""
+    """The embedded dataset at the tiny size the training tests use, built once per session
+    (under xdist once for all workers, each given its own copy, sample cache included)."""
     from pixelproof.data.embedded import build_embedded_dataset
 
-    root = tmp_path_factory.mktemp("data") / "embedded"
-    return build_embedded_dataset(root, n_train=96, n_val=48, n_test=48, seed=0)
+    def build(parent: Path) -> Path:
+        return build_embedded_dataset(parent / "embedded", n_train=96, n_val=48, n_test=48, seed=0)
+
+    own = tmp_path_factory.mktemp("data")
+    if not XDIST_WORKER:
+        return build(own)
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent / "shared_data"  # every worker's basetemp's
+    with FileLock(f"{shared}.lock"):
+        build(shared)  # the first worker builds it; the others find it built
+    shutil.copytree(shared, own, dirs_exist_ok=True)
+    return build(own)  # found built: returned untouched
 
 
 @pytest.fixture

@@ -238,7 +238,7 @@ def served_demo(tmp_path):
     )
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a cold gradio + torch start on busy cores
         while True:
             try:
                 urllib.request.urlopen(url, timeout=2)
