@@ -70,3 +70,14 @@ def test_the_plan_names_overrides_for_every_point_and_a_clean_reference():
     assert plan["images_per_generator"] * 6 >= 1000  # the issue's size for the front
     assert set(plan["targets"]) == set(pareto.AXES)
     assert pareto.margin(0.5, 1008) == pytest.approx(0.0309, abs=1e-3)
+
+
+def test_the_robust_experiment_is_the_studys_best_point():
+    """experiment=adversarial_robust composes what pareto.yaml's trades_b3_eps2 trains."""
+    from helpers.configs import compose_config
+
+    plan = yaml.safe_load(pareto.PLAN.read_text())
+    point = compose_config("train", *plan["adversarial"], *plan["points"]["trades_b3_eps2"])
+    recipe = compose_config("train", "experiment=adversarial_robust")
+    for key in ("attack", "callbacks", "data", "model", "trainer"):
+        assert recipe[key] == point[key], key
