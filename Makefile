@@ -74,9 +74,11 @@ app: install ## serve the browser demo of a checkpoint (ARGS="ckpt_path=<ckpt> .
 	$(BIN)/python -m pixelproof.app $(ARGS)
 
 # two xdist workers (one thread each), a test file to a worker: a file's module fixtures are
-# built once (ARGS="-n 0" runs in this process, e.g. for a debugger)
+# built once (ARGS="-n 0" runs in this process, e.g. for a debugger); then the tests that fork
+# this process (DDP), which a threaded xdist worker cannot do safely
 test: install ## run the whole test suite (in 2 processes)
-	$(BIN)/python -m pytest -n 2 --dist loadfile $(ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not serial" $(ARGS)
+	$(BIN)/python -m pytest -m serial $(ARGS)
 
 lint: install ## ruff: lint and check formatting
 	$(BIN)/ruff check .

@@ -2,12 +2,14 @@
 
 import json
 
+import pytest
 import torch
 from helpers.configs import compose_config
 
 from pixelproof.train import train
 
 
+@pytest.mark.serial  # forks this process: not from a threaded xdist worker (make test: after)
 def test_ddp_with_two_cpu_processes_trains_tests_and_writes_one_run(rine_overrides, tmp_path):
     # trainer=ddp as users pick it, on CPU. Its `ddp` strategy re-launches the command line in a
     # child process, which inside pytest would be pytest: fork the two workers here instead.
