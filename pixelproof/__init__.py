@@ -1,12 +1,11 @@
 """pixelproof: detect AI-generated 32x32 images robustly, and explain their artifacts."""
 
-from importlib.metadata import version
-
 from pixelproof.utils import resolvers
+from pixelproof.utils.cards import package_version
 
 resolvers.register()
 
-__version__ = version("pixelproof")  # pyproject.toml's, the one place it is written
+__version__ = package_version()
 __all__ = ["Detector", "__version__"]
 
 

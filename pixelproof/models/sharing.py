@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -69,7 +68,7 @@ def write_folder(detector: Shareable, folder: Path) -> None:
     from safetensors.torch import save
 
     from pixelproof.utils.atomic import write_atomic
-    from pixelproof.utils.cards import provenance, weights_fields, write_card
+    from pixelproof.utils.cards import package_version, provenance, weights_fields, write_card
 
     folder.mkdir(parents=True, exist_ok=True)
     model = detector.model
@@ -98,7 +97,7 @@ def write_folder(detector: Shareable, folder: Path) -> None:
         "metrics": run.get("metrics", previous.get("metrics", {})),
         "parameters": sum(p.numel() for p in model.parameters()),
         **weights_fields(weights),  # name, size and SHA-256, checked before every load
-        "pixelproof": version("pixelproof"),
+        "pixelproof": package_version(),
         **provenance(),  # torch, lightning, python, date
     }
     write_card(folder / CONFIG_NAME, card)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import platform
 from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,15 @@ def weights_fields(path: str | Path, dtype: str | None = None) -> dict[str, Any]
     fields["weights_bytes"] = path.stat().st_size
     fields["weights_sha256"] = file_sha256(path)
     return fields
+
+
+def package_version() -> str:
+    """pixelproof's version as pyproject.toml declares it (the one place it is written), or
+    ``unknown`` when this checkout runs without having been installed."""
+    try:
+        return version("pixelproof")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def provenance() -> dict[str, str]:
