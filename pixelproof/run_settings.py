@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from pixelproof.attacks.spec import attack_spec
 from pixelproof.attribution.settings import AttributionSettings
 from pixelproof.callbacks.threshold_calibration_settings import ThresholdCalibrationSettings
+from pixelproof.callbacks.view_consistency_settings import ViewConsistencySettings
 from pixelproof.data.settings import DataSettings
 from pixelproof.data.task1 import TASK1_INDEX
 from pixelproof.evaluation.robustness_settings import RobustnessSettings
@@ -77,6 +78,7 @@ COMPONENTS: tuple[type[Settings], ...] = (
     AttributionSettings,
     RobustnessSettings,
     ThresholdCalibrationSettings,
+    ViewConsistencySettings,
 )
 
 

@@ -214,11 +214,12 @@ class AdversarialAugmentation(Callback):
 
     def on_fit_start(self, trainer, pl_module) -> None:
         if self.loss != "ce":  # the detector asks this callback for its training loss
-            pl_module.robust_objective = self._paired_loss
+            pl_module.attach_paired_objective(
+                self._paired_loss, f"callbacks.adversarial.loss={self.loss}"
+            )
 
     def on_fit_end(self, trainer, pl_module) -> None:
-        if pl_module.robust_objective == self._paired_loss:
-            pl_module.robust_objective = None
+        pl_module.detach_paired_objective(self._paired_loss)
         self._pending = None
 
     def _paired_loss(self, pl_module, x, y, logits, loss) -> torch.Tensor:

@@ -68,6 +68,8 @@ class ImageDataModule(LightningDataModule):
         self.layout = get_layout(layout, root)
         self.save_hyperparameters(logger=False)
         self.augmentation = _augmentation(augment)
+        # augmented views of each image per training batch; 2 while callbacks=consistency fits
+        self.views = 1
         self.train_set: ImageFileDataset | None = None
         self.val_set: ImageFileDataset | None = None
         self.test_sets: dict[str, ImageFileDataset] = {}
@@ -111,11 +113,18 @@ class ImageDataModule(LightningDataModule):
             log.info("test: %s", {k: _counts(v) for k, v in self.test_sets.items()})
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Augment ``(images, labels)`` training batches on their device; others pass as is."""
+        """Augment ``(images, labels)`` training batches on their device; others pass as is.
+        With ``views`` > 1 the batch holds that many independent augmentations of its images,
+        one after the other (view 1 of every image, then view 2, ...), the labels repeated."""
         if self.trainer is not None and self.trainer.training:
             images, labels = batch
+            if self.views > 1:
+                views = [self.augmentation(images) for _ in range(self.views)]
+                images, labels = torch.cat(views), labels.repeat(self.views)
+            else:
+                images = self.augmentation(images)
             # a list, as PyTorch's default collate gives (callbacks may append to it)
-            return [self.augmentation(images), labels]
+            return [images, labels]
         return batch
 
     def _dataset(self, samples: list[Sample]) -> ImageFileDataset:

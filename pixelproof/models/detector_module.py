@@ -75,9 +75,12 @@ class DetectorModule(LightningModule):
         # p(fake) >= threshold means fake. 0.5 unless a calibration callback chose another on
         # validation data; a buffer, so every checkpoint carries the threshold of its own weights.
         self.register_buffer("decision_threshold", torch.tensor(0.5))
-        # a training objective that pairs each image with its adversarial example, set for the
-        # length of a fit by the adversarial callback (loss=trades|mart); None: the plain loss
-        self.robust_objective = None
+        # a training objective that pairs each image with another version of itself (its
+        # adversarial example: callbacks.adversarial.loss=trades|mart; a second augmented view:
+        # callbacks=consistency), attached by that callback for the length of a fit; None: the
+        # plain loss
+        self.paired_objective = None
+        self.paired_objective_owner = ""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -93,12 +96,26 @@ class DetectorModule(LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
         x, y = batch
         loss, logits = self.training_loss(x, y)
-        if self.robust_objective is not None:  # TRADES / MART (callbacks.adversarial.loss)
-            loss = self.robust_objective(self, x, y, logits, loss)
+        if self.paired_objective is not None:
+            loss = self.paired_objective(self, x, y, logits, loss)
         self.train_acc(logits.detach().sigmoid(), y.int())
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/acc", self.train_acc, prog_bar=True)
         return loss
+
+    def attach_paired_objective(self, objective: Any, owner: str) -> None:
+        """Train with ``objective(module, x, y, logits, loss) -> loss``; ``owner`` names the
+        setting that asked for it. One at a time: two would each expect their own batch."""
+        if self.paired_objective is not None and self.paired_objective != objective:
+            raise ValueError(
+                f"{owner} and {self.paired_objective_owner} both pair each training image with "
+                "another version of it; use one of them"
+            )
+        self.paired_objective, self.paired_objective_owner = objective, owner
+
+    def detach_paired_objective(self, objective: Any) -> None:
+        if self.paired_objective == objective:
+            self.paired_objective, self.paired_objective_owner = None, ""
 
     def on_train_epoch_start(self) -> None:
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"])

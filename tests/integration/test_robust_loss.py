@@ -59,7 +59,7 @@ def test_the_callback_trains_on_the_clean_batch_with_the_paired_loss(loss):
     record = RecordLoss()
     callback = AdversarialAugmentation(spec, fraction=1.0, loss=loss, beta=3.0)
     model, _ = fit([callback, record])  # lr 0: the model is the same at every step
-    assert model.robust_objective is None  # detached when the fit ends
+    assert model.paired_objective is None  # detached when the fit ends
     for (_, batch_idx, seen, _), got in zip(model.seen, record.losses, strict=True):
         clean, labels = clean_batch(batch_idx)
         assert torch.equal(seen, clean)  # the batch itself stays clean
