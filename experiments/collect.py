@@ -69,10 +69,20 @@ class Run:
     config: dict = field(default_factory=dict)
 
 
+# the training augmentations, by name (conf/data/augment/<name>.yaml)
+AUGMENTATIONS = Path(__file__).resolve().parents[1] / "pixelproof" / "conf" / "data" / "augment"
+
+
 def parse_override(text: str) -> tuple[str, str]:
-    """``model.xi=0.1`` -> ``("model.xi", "0.1")``; ``+``/``++``/``~`` prefixes are dropped."""
+    """``model.xi=0.1`` -> ``("model.xi", "0.1")``; ``+``/``++``/``~`` prefixes are dropped.
+    Runs from before the ``recipe`` group was split (issue 24) say ``recipe=<augmentation>`` for
+    what is ``data/augment=<augmentation>`` now, the same settings: that is how they are read, so
+    old and new runs of one recipe group together (its other old choices keep their name)."""
     key, _, value = text.partition("=")
-    return key.lstrip("+~"), value
+    key = key.lstrip("+~")
+    if key == "recipe" and (AUGMENTATIONS / f"{value}.yaml").is_file():
+        return "data/augment", value
+    return key, value
 
 
 def _job_sort_key(job: str) -> list:

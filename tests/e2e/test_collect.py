@@ -157,13 +157,18 @@ def test_a_study_of_several_experiments_names_each_run_by_its_choices(tmp_path):
             "callbacks=ema",
         ],
         "old": ["experiment=generalisation", "recipe=wavefreq_full", "held_out=gan"],
+        # an old augmentation choice is read as its new name, so it groups with the new runs
+        "old_flip": ["experiment=generalisation", "recipe=flip", "held_out=vae"],
     }
     for job, overrides in jobs.items():
         fake_job(tmp_path / "sweep", job, overrides, metrics)
     collect.collect(tmp_path / "sweep", out=tmp_path)
     md = (tmp_path / "results.md").read_text()
-    for recipe in ("data/augment=flip", "data/augment=flip, callbacks=ema", "recipe=wavefreq_full"):
+    for recipe in ("data/augment=flip, callbacks=ema", "recipe=wavefreq_full"):
         assert f"| {recipe} | 1 | 60.0 | 50.0 | 90.0 | 50.0 | 60.0 |" in md
+    # flip: gan held out (AP 60) by a new run, vae (AP 90) by an old one: two families
+    assert "| data/augment=flip | 2 | 75.0 | 50.0 | 75.0 | 50.0 | 60.0 |" in md
+    assert "recipe=flip" not in md
     assert collect._values("data/augment=flip, callbacks=ema") == "flip, ema"
 
 
