@@ -2,6 +2,7 @@
 
     python experiments/adversarial/pareto.py                      # every point of pareto.yaml
     python experiments/adversarial/pareto.py --points clean,nfgsm_eps2 --no-headline  # a few
+    python experiments/adversarial/pareto.py --runs <run dir> ... --table <file.md>
 
 Each point of ``pareto.yaml`` is a training of the default detector with its overrides (by
 ``pixelproof.train.train``, with ``robustness=journey``, so its ``metrics.json`` holds the test
@@ -16,6 +17,9 @@ worst axis, attacked again with APGD-CE with a restart, Square and the gradient-
 Everything is cached under ``--output`` (a point already trained or evaluated is read back), so
 an interrupted study resumes, and two processes can share the points (``--points``) on two
 cores. Writes ``results.md``, ``results.csv`` and ``front.png`` to ``--results``.
+
+``--runs`` scores runs trained elsewhere (the recipes of the selection study, say) on the same
+images with the same attacks, instead of the plan's points, and writes their table to ``--table``.
 """
 
 import argparse
@@ -272,6 +276,27 @@ def plot_front(rows: list[dict], on_front: list[str], path: Path) -> None:
     plt.close(fig)
 
 
+def write_runs_table(rows: list[dict], run_dirs: list[Path], images: int, table: Path) -> None:
+    """``--runs``: each run's overrides, clean ACC@t and APGD-CE at 1, 2 and 4/255 (Markdown)."""
+    pct = lambda v: f"{100 * v:.1f}"  # noqa: E731
+    lines = [
+        f"Clean ACC and APGD-CE-50 ACC at each run's calibrated threshold t, on {images} test "
+        f"images (half real; +-{100 * margin(0.5, images):.1f} points at worst, 95 %).",
+        "",
+        "| run | overrides | clean ACC@t | APGD 1/255 | APGD 2/255 | APGD 4/255 |",
+        "| --- " * 6 + "|",
+    ]
+    for row, run_dir in zip(rows, run_dirs, strict=True):
+        overrides = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []
+        lines.append(
+            f"| {run_dir.name} | {' '.join(overrides)} | {pct(row['clean'])} "
+            f"| {pct(row['apgd_1'])} | {pct(row['apgd_2'])} | {pct(row['apgd_4'])} |"
+        )
+    table.parent.mkdir(parents=True, exist_ok=True)
+    table.write_text("\n".join(lines) + "\n")
+    print(f"Wrote {table}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--plan", type=Path, default=PLAN)
@@ -279,8 +304,26 @@ def main() -> None:
     parser.add_argument("--no-headline", action="store_true", help="skip the front's strong pass")
     parser.add_argument("--output", type=Path, default=ROOT / "logs" / "adversarial_pareto")
     parser.add_argument("--results", type=Path, default=Path(__file__).parent / "pareto")
+    parser.add_argument(
+        "--runs", nargs="+", type=Path, help="score these trained runs instead of the points"
+    )
+    parser.add_argument("--table", type=Path, help="with --runs: their Markdown table")
     args = parser.parse_args()
     plan = yaml.safe_load(args.plan.read_text())
+    if args.runs:
+        if args.table is None:
+            raise SystemExit("--runs needs --table <file.md>, where their table goes")
+        missing = [str(d) for d in args.runs if not (d / "metrics.json").is_file()]
+        if missing:
+            raise SystemExit(f"--runs: no finished run (metrics.json) in {', '.join(missing)}")
+        loaders = balanced_loaders(plan["images_per_generator"], plan["seed"])
+        images = sum(len(loader.dataset) for loader in loaders.values())
+        rows = [
+            summary(d.name, d, attacked(d, "robustness", plan["robustness"], loaders), None)
+            for d in args.runs
+        ]
+        write_runs_table(rows, args.runs, images, args.table)
+        return
     names = args.points.split(",") if args.points else list(plan["points"])
     unknown = sorted(set(names) - set(plan["points"]))
     if unknown:

@@ -81,3 +81,14 @@ def test_the_robust_experiment_is_the_studys_best_point():
     recipe = compose_config("train", "experiment=adversarial_robust")
     for key in ("attack", "callbacks", "data", "model", "trainer"):
         assert recipe[key] == point[key], key
+
+
+def test_runs_table_names_each_run_by_its_overrides(tmp_path):
+    run = tmp_path / "ema_0"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "overrides.yaml").write_text("- callbacks=ema\n- held_out=null\n")
+    rows = [{"clean": 0.921, "apgd_1": 0.54, "apgd_2": 0.25, "apgd_4": 0.069}]
+    pareto.write_runs_table(rows, [run], 1008, tmp_path / "table.md")
+    text = (tmp_path / "table.md").read_text()
+    assert "on 1008 test images" in text and "+-3.1 points" in text
+    assert "| ema_0 | callbacks=ema held_out=null | 92.1 | 54.0 | 25.0 | 6.9 |" in text
