@@ -370,11 +370,15 @@ def selection_table(runs: Sequence[Run], swept: Sequence[str]) -> list[str]:
             [
                 name,
                 percent(row["test AP"]),
-                f"{percent(row['held-out AP'])} ({percent(row['worst held-out AP'])})",
+                (
+                    f"{percent(row['held-out AP'])} ({percent(row['worst held-out AP'])})"
+                    if row["held-out AP"] is not None
+                    else "– (no run)"
+                ),
                 percent(row["journey mean AP"]) + spread,
                 percent(row["journey worst AP"]),
                 percent(row["unseen real ACC@t"]),
-                f"**{percent(row['score'])}**",
+                f"**{percent(row['score'])}**" if row["score"] is not None else "–",
                 str(row["seeds"]),
             ]
         )
@@ -384,6 +388,7 @@ def selection_table(runs: Sequence[Run], swept: Sequence[str]) -> list[str]:
         "journey's mean and worst (cell, generator) AP and the real ACC at the threshold on",
         "reals from unseen sources (1 - their false-positive rate), in %. Journey and unseen",
         "numbers come from the runs on every family (means over seeds; ± half their range).",
+        "A recipe without a held-out or an every-family run has no score (–) and ranks last.",
         "",
     ]
     return lines + markdown_table(header, rows)

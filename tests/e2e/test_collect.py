@@ -231,6 +231,13 @@ def test_the_selection_rule_ranks_recipes_by_their_worst_criterion():
     assert steady["spread"] == pytest.approx(0.01)
     lines = collect.selection_table(runs, swept)
     assert any("**87.0**" in line for line in lines)
+    # a recipe never trained with a family held out has no score, and ranks last
+    runs.append(
+        run("5", "unheld", "null", **full, **{"journey/mean_ap": 0.99, "journey/worst_ap": 0.98})
+    )
+    assert list(collect.selection_scores(runs, swept))[-1] == "data/augment=unheld"
+    row = next(line for line in collect.selection_table(runs, swept) if "unheld" in line)
+    assert "| – (no run) |" in row and row.endswith("| – | 1 |")
 
 
 def test_journey_cells_give_each_generator_its_mean_and_worst_ap(tmp_path):
