@@ -41,7 +41,7 @@ class ViewConsistency(Callback):
     detector asks this callback for its training loss (``DetectorModule.paired_objective``).
     """
 
-    def __init__(self, weight: float = 6.0) -> None:
+    def __init__(self, weight: float = 1.0) -> None:
         super().__init__()
         self.weight = ViewConsistencySettings(weight=weight).weight
 

@@ -17,4 +17,4 @@ class ViewConsistencySettings(Settings):
 
     KEY: ClassVar[str] = "callbacks.consistency"
 
-    weight: float = setting(Rule(non_negative_number, "6"), 6.0)
+    weight: float = setting(Rule(non_negative_number, "1"), 1.0)
