@@ -57,8 +57,9 @@ generalisation: $(VENV)/.installed-core ## augmentations, simulated traces, EMA,
 	$(BIN)/python experiments/collect.py $(call sweep_dir,generalisation) --out experiments/generalisation \
 		--title "Generalisation ablations: held-out generator families, wavefreq_small, 3 epochs"
 
-selection: $(VENV)/.installed-core ## augmentations x held-out families with the journey, ranked by the worst, + 2 seeds of the winner (~45 min) -> experiments/selection
-	$(call run_sweep,selection selection_seeds,selection)
+SELECTION := selection selection_ema selection_seeds selection_ema_seeds
+selection: $(VENV)/.installed-core ## augmentations and EMA x held-out families with the journey, ranked by the worst, + 2 seeds of the top two (~60 min) -> experiments/selection
+	$(call run_sweep,$(SELECTION),selection)
 	$(BIN)/python experiments/collect.py $(call sweep_dir,selection) --out experiments/selection \
 		--title "Recipe selection: held-out families, the journey and unseen real sources"
 

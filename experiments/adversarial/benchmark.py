@@ -161,7 +161,7 @@ def training_runs(args) -> dict[str, list[str]]:
         f"attack.eps={args.train_eps}",
     ]
     runs = {
-        "clean": [],
+        "clean": ["callbacks=default"],  # the callbacks of the adversarial runs, no EMA
         "pgd": [*watch, "attack=pgd", f"attack.steps={args.pgd_steps}"],
         "nfgsm": [*watch, "attack=nfgsm"],
     }

@@ -59,17 +59,23 @@ class AtThreshold(nn.Module):
         return self.scorer(images) - self.shift
 
 
+def point_overrides(name: str, plan: dict) -> list[str]:
+    """The training overrides of point ``name``: the plan's ``base``, then, unless the point
+    has none (clean training), the adversarial settings and the point's own."""
+    overrides = plan["points"][name]
+    return [*plan["base"], *((*plan["adversarial"], *overrides) if overrides else ())]
+
+
 def trained(name: str, plan: dict, output: Path) -> Path:
     """The run directory of point ``name``, trained now unless an earlier run finished it."""
     run_dir = output / name
     if not (run_dir / "metrics.json").is_file():
-        overrides = plan["points"][name]
-        extra = [*plan["adversarial"], *overrides] if overrides else []  # none: clean training
+        extra = point_overrides(name, plan)
         cfg = compose_config(
             "train", f"trainer.max_epochs={plan['epochs']}", *extra, "robustness=journey",
             f"paths.output_dir={run_dir}",
         )  # fmt: skip
-        print(f"Training {name}: {' '.join(extra) or 'clean'}", flush=True)
+        print(f"Training {name}: {' '.join(extra)}", flush=True)
         train(cfg)
     return run_dir
 
@@ -85,8 +91,7 @@ def step_seconds(names: list[str], plan: dict, output: Path, steps: int = 20) ->
     times = json.loads(cache.read_text()) if cache.is_file() else {}
     loader = None
     for name in (n for n in names if n not in times):
-        overrides = plan["points"][name]
-        cfg = compose_config("train", *([*plan["adversarial"], *overrides] if overrides else []))
+        cfg = compose_config("train", *point_overrides(name, plan))
         if loader is None:
             datamodule = hydra.utils.instantiate(cfg.data)
             datamodule.prepare_data()

@@ -63,6 +63,11 @@ def test_experiments_compose(experiment):
 def test_default_is_the_small_cnn_on_embedded_data_and_wavefreq_keeps_team57s_recipe():
     cfg = compose_config("train")
     assert cfg.model.net._target_.endswith("SimpleCNN") and cfg.trainer.max_epochs == 16
+    # the selection's winner: journey augmentation and an EMA of the weights; the studies
+    # measured before it keep the plain callbacks
+    assert "ema" in cfg.callbacks and cfg.data.augment.jpeg_prob > 0
+    for study in ("cross_family", "selection", "time_to_accuracy", "generalisation"):
+        assert "ema" not in compose_config("train", f"experiment={study}").callbacks, study
     assert cfg.model.scheduler._target_.endswith("OneCycleLR")
     assert cfg.data.embedded is not None and cfg.data.layout == "cifake_per_generator"
     wavefreq = compose_config("train", "model=wavefreq_resnet50").model
@@ -115,7 +120,7 @@ def test_augmentations_stack_as_their_names_say():
 def test_each_study_of_the_generalisation_sweep_is_one_experiment():
     callbacks = compose_config("train", "callbacks=ema").callbacks
     assert callbacks.ema._target_.endswith("EMAWeightAveraging")
-    assert set(callbacks) - {"ema"} == set(compose_config("train").callbacks)
+    assert set(callbacks) - {"ema"} == set(compose_config("train", "callbacks=default").callbacks)
     sims = compose_config("train", "data=embedded_simulations").data
     assert len(sims.embedded.simulations) == 4 and sims.root.endswith("embedded_simulations")
     held_out = compose_config("train", "experiment=generalisation_simulations", "held_out=gan")

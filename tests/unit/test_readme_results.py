@@ -2,7 +2,8 @@
 file it comes from: no training, both files parsed as they are.
 
 The section names its augmentation (`` `data/augment=<name>` ``; results files collected
-before the ``recipe`` group was split call the same choice ``recipe``), its seed ("seed <n>")
+before the ``recipe`` group was split call the same choice ``recipe``), its callbacks choice where
+it is not the plain one (`` `callbacks=<name>` ``), its seed ("seed <n>")
 and its study (the first link to ``experiments/<study>/README.md``);
 ``experiments/<study>/results.csv`` (written by ``experiments/collect.py``) is the source. For
 each generator row: test AP, ACC@t and fakes caught at t are the run on every family
@@ -75,11 +76,15 @@ def is_null(value: str | None) -> bool:
     return value in (None, "", "null", "None")
 
 
-def pick(rows: list[dict], augment: str, seed: str | None, held_out: bool) -> list[dict]:
+def pick(
+    rows: list[dict], augment: str, callbacks: str | None, seed: str | None, held_out: bool
+) -> list[dict]:
     chosen = []
     for row in rows:
         choice = row.get("data/augment") or row.get("recipe") or augment  # recipe: its old name
         if choice != augment or is_null(row.get("held_out")) == held_out:
+            continue
+        if (row.get("callbacks") or None) != callbacks:  # empty: the run's default callbacks
             continue
         if seed is not None and not is_null(row.get("seed")) and row["seed"] != seed:
             continue
@@ -92,17 +97,19 @@ def test_readme_headline_table_matches_the_results_file():
     augment = re.search(r"`data/augment=([\w-]+)`", section)
     assert augment, "README.md's section names no `data/augment=<name>`"
     augment = augment.group(1)
+    callbacks = re.search(r"`callbacks=([\w-]+)`", section)
+    callbacks = callbacks.group(1) if callbacks else None
     seed = re.search(r"\bseed (\d+)", section)
     seed = seed.group(1) if seed else None
     path, rows = results_rows(section)
-    full = pick(rows, augment, seed, held_out=False)
+    full = pick(rows, augment, callbacks, seed, held_out=False)
     assert len(full) == 1, (
         f"{path}: {len(full)} runs of data/augment={augment} on every family (seed {seed}); "
         "the README table needs exactly one"
     )
     run = full[0]
     held_runs = {}  # generator -> the run that held its family out
-    for row in pick(rows, augment, seed, held_out=True):
+    for row in pick(rows, augment, callbacks, seed, held_out=True):
         for generator in held_out_generators(row["held_out"]):
             held_runs[generator] = row
 
