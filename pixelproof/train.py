@@ -18,6 +18,7 @@ a ``last.ckpt`` (a requeued SLURM job) resumes from it (:mod:`pixelproof.utils.r
 
 import json
 import logging
+import warnings
 from pathlib import Path
 
 import hydra
@@ -58,6 +59,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     model, model_config = _instantiate_model(cfg, resume)
     del resume  # read to check the model; fit reads it again
     callbacks = _instantiate_callbacks(cfg, model_config)
+    callbacks = _without_averaging_of_frozen_weights(callbacks, model)
     loggers = instantiate_named(cfg.get("logger"), "logger")
     trainer = hydra.utils.instantiate(
         cfg.trainer,
@@ -105,6 +107,23 @@ def _instantiate_callbacks(cfg: DictConfig, model_config: dict) -> list:
     ]
 
 
+def _without_averaging_of_frozen_weights(callbacks: list, model) -> list:
+    """The callbacks, less Lightning's weight averaging (``callbacks=ema``, the default) where
+    the model has frozen weights (RINE's CLIP backbone): the average would copy the backbone,
+    drift it from its pretrained values and store it in every checkpoint. Logged, not silent."""
+    from lightning.pytorch.callbacks import WeightAveraging
+
+    frozen = [name for name, p in model.named_parameters() if not p.requires_grad]
+    if not frozen or not any(isinstance(c, WeightAveraging) for c in callbacks):
+        return callbacks
+    log.info(
+        "callbacks.ema: not used for a model with frozen weights (%s, ...): the EMA would "
+        "average them too; callbacks=default runs without it and without this line",
+        frozen[0],
+    )
+    return [c for c in callbacks if not isinstance(c, WeightAveraging)]
+
+
 def _log_hyperparameters(cfg: DictConfig, trainer) -> None:
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -126,8 +145,10 @@ def _test(cfg: DictConfig, trainer, model, datamodule) -> dict[str, float]:
     if not best:
         log.warning("No best checkpoint recorded: testing the current weights.")
     _detach_weight_averaging(trainer)
-    # verbose=False: the per-generator table below, not Lightning's dump of every metric
-    trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+    with warnings.catch_warnings():  # detached on purpose (above): Lightning's reminder is noise
+        warnings.filterwarnings("ignore", message=r"Be aware that when using `ckpt_path`")
+        # verbose=False: the per-generator table below, not Lightning's dump of every metric
+        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
     metrics = _floats(trainer.callback_metrics)
     if trainer.is_global_zero and _journey(cfg):  # the best weights are loaded now
         metrics.update(_run_journey(cfg, model, datamodule))

@@ -30,7 +30,8 @@ class CheckBackboneFrozen(Callback):
 
     def on_fit_end(self, trainer, pl_module) -> None:
         after = pl_module.backbone.state_dict()
-        assert all(torch.equal(v, after[k]) for k, v in self.before.items())
+        changed = [k for k, v in self.before.items() if not torch.equal(v, after[k])]
+        assert not changed, changed[:5]
 
 
 def test_fast_dev_run_logs_the_contrastive_term(rine_overrides):

@@ -134,3 +134,21 @@ def test_wandb_logger_runs_offline_without_an_account(train_overrides, tmp_path,
     assert "val/acc" in metrics
     (offline_run,) = (tmp_path / "run" / "wandb").glob("offline-run-*")
     assert list(offline_run.glob("*.wandb"))  # the run's data, ready for `wandb sync`
+
+
+def test_weight_averaging_is_left_out_for_a_model_with_frozen_weights(caplog):
+    """callbacks=ema (the default) would average, drift and store a frozen backbone: a model with
+    frozen weights trains without it, and the log says so; any other model keeps it."""
+    from lightning.pytorch.callbacks import EMAWeightAveraging
+    from torch import nn
+
+    from pixelproof.train import _without_averaging_of_frozen_weights
+
+    ema, other = EMAWeightAveraging(), object()
+    trainable = nn.Linear(2, 1)
+    assert _without_averaging_of_frozen_weights([ema, other], trainable) == [ema, other]
+    frozen = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
+    frozen[0].requires_grad_(False)
+    with caplog.at_level("INFO", logger="pixelproof.train"):
+        assert _without_averaging_of_frozen_weights([ema, other], frozen) == [other]
+    assert "callbacks.ema: not used for a model with frozen weights (0.weight" in caplog.text
