@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from helpers.image_factory import write_class_folder
 
 SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "adversarial" / "pareto.py"
 spec = importlib.util.spec_from_file_location("pareto", SCRIPT)
@@ -67,9 +68,38 @@ def test_the_plan_names_overrides_for_every_point_and_a_clean_reference():
     plan = yaml.safe_load(pareto.PLAN.read_text())
     assert plan["points"]["clean"] == []
     assert all(overrides for name, overrides in plan["points"].items() if name != "clean")
-    assert plan["images_per_generator"] * 6 >= 1000  # the issue's size for the front
     assert set(plan["targets"]) == set(pareto.AXES)
-    assert pareto.margin(0.5, 1008) == pytest.approx(0.0309, abs=1e-3)
+    assert pareto.margin(0.5, 2000) == pytest.approx(0.0219, abs=1e-3)
+
+
+def tiny_test_split(root: Path, reals: int) -> list[str]:
+    """``test/REAL`` with ``reals`` images, two generators of 3 fakes whose folders share one
+    set of reals (as the embedded dataset's do); the overrides that read it."""
+    write_class_folder(root / "test" / "REAL", reals, seed=0)
+    write_class_folder(root / "test" / "FAKE", 6, seed=100)
+    for g, name in enumerate(("gan", "vae")):
+        write_class_folder(root / "test_per_generator" / name / "0_real", 3, seed=0)
+        write_class_folder(root / "test_per_generator" / name / "1_fake", 3, seed=200 + 10 * g)
+    return [f"data.root={root}", "data.embedded=null", "data.cache_images=false"]
+
+
+def test_distinct_test_images_gives_every_generator_reals_of_its_own(tmp_path):
+    loaders = pareto.distinct_test_images(0, *tiny_test_split(tmp_path, reals=8))
+    assert list(loaders) == ["gan", "vae"]
+    reals = []
+    for name, loader in loaders.items():
+        samples = loader.dataset.samples
+        fakes = [s.path for s in samples if s.label == 1]
+        assert fakes == sorted((tmp_path / "test_per_generator" / name / "1_fake").iterdir())
+        reals += [s.path for s in samples if s.label == 0]
+        assert len(samples) == 6  # as many reals as fakes
+    assert len(set(reals)) == 6  # no real counted for two generators
+    assert all(p.parent == tmp_path / "test" / "REAL" for p in reals)
+
+
+def test_distinct_test_images_refuses_a_split_with_too_few_reals(tmp_path):
+    with pytest.raises(SystemExit, match="too few test reals .* vae"):
+        pareto.distinct_test_images(0, *tiny_test_split(tmp_path, reals=5))
 
 
 def test_the_robust_experiment_is_the_studys_best_point():
@@ -88,7 +118,7 @@ def test_runs_table_names_each_run_by_its_overrides(tmp_path):
     (run / ".hydra").mkdir(parents=True)
     (run / ".hydra" / "overrides.yaml").write_text("- callbacks=ema\n- held_out=null\n")
     rows = [{"clean": 0.921, "apgd_1": 0.54, "apgd_2": 0.25, "apgd_4": 0.069}]
-    pareto.write_runs_table(rows, [run], 1008, tmp_path / "table.md")
+    pareto.write_runs_table(rows, [run], 2000, tmp_path / "table.md")
     text = (tmp_path / "table.md").read_text()
-    assert "on 1008 test images" in text and "+-3.1 points" in text
+    assert "on 2000 distinct test images" in text and "+-2.2 points" in text
     assert "| ema_0 | callbacks=ema held_out=null | 92.1 | 54.0 | 25.0 | 6.9 |" in text
