@@ -122,3 +122,28 @@ def test_runs_table_names_each_run_by_its_overrides(tmp_path):
     text = (tmp_path / "table.md").read_text()
     assert "on 2000 distinct test images" in text and "+-2.2 points" in text
     assert "| ema_0 | callbacks=ema held_out=null | 92.1 | 54.0 | 25.0 | 6.9 |" in text
+
+
+def test_the_robustness_docs_front_table_is_the_studys_results():
+    """Every row of docs/robustness.md's front table that names a point (`` `point` ``) shows
+    that point's numbers from pareto/results.csv, as results.md rounds them."""
+    import csv
+
+    results = SCRIPT.parent / "pareto" / "results.csv"
+    points = {row["point"]: row for row in csv.DictReader(results.open())}
+    docs = (SCRIPT.parents[2] / "docs" / "robustness.md").read_text()
+    table = docs[docs.index("**The clean-vs-robust front**") :].split("\n\n")[1].splitlines()
+    pct = lambda key, row: f"{100 * float(row[key]):.1f}"  # noqa: E731
+    checked = 0
+    for line in table[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        named = [p for p in points if f"`{p}`" in cells[0]]
+        if not named:
+            continue
+        row, clean = points[named[0]], points["clean"]
+        cost = float(row["step_s"]) / float(clean["step_s"])
+        journey = f"{pct('journey_mean_ap', row)} / {pct('journey_worst_ap', row)}"
+        accuracies = [pct(k, row) for k in ("clean", "apgd_1", "apgd_2", "apgd_4")]
+        assert cells[1:7] == [f"{cost:.2f}x", *accuracies, journey], named[0]
+        checked += 1
+    assert checked >= 3, "docs/robustness.md: the front table names fewer than 3 points"
