@@ -3,6 +3,11 @@
 After every validation epoch the detector's ``decision_threshold`` buffer is set from that
 epoch's scores, so each checkpoint stores the threshold that fits its own weights, and
 ``pixelproof.predict`` uses it. Evaluation tables always show ACC@0.5 as well.
+
+With Lightning's weight averaging (``callbacks=ema``) validation runs on the averaged weights,
+and the average takes in every buffer of the trained weights after each step, the threshold
+among them; so the trained weights' copy is held at the calibrated value too, and the average
+keeps it until the next validation (a checkpoint written in between holds it).
 """
 
 import logging
@@ -35,6 +40,11 @@ class ThresholdCalibration(Callback):
         self.target_fpr = target_fpr
         self._probs: list[torch.Tensor] = []
         self._labels: list[torch.Tensor] = []
+        self._threshold: float | None = None  # the last validation's, once there is one
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self._threshold is not None:  # before the step, so the averaging sees it
+            pl_module.decision_threshold.fill_(self._threshold)
 
     def on_validation_epoch_start(self, trainer, pl_module) -> None:
         self._probs, self._labels = [], []
@@ -57,4 +67,11 @@ class ThresholdCalibration(Callback):
             log.warning("Threshold left at %.3f: %s", float(pl_module.decision_threshold), err)
             return
         pl_module.decision_threshold.fill_(threshold)
+        self._threshold = threshold
         pl_module.log("val/threshold", threshold)
+
+    def state_dict(self) -> dict:
+        return {"threshold": self._threshold}  # a resumed run holds it from its first step
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._threshold = state_dict.get("threshold")

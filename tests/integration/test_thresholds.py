@@ -173,3 +173,35 @@ def test_weight_averaging_keeps_the_calibrated_threshold(tmp_path, train_overrid
     (best,) = (tmp_path / "run" / "checkpoints").glob("epoch_*.ckpt")
     best_threshold = float(torch.load(best, weights_only=True)["state_dict"]["decision_threshold"])
     assert metrics["test/dcgan/threshold"] == pytest.approx(best_threshold) != 0.5
+
+
+def test_weight_averaging_keeps_the_calibrated_threshold_between_validations(tmp_path):
+    # the weight average takes in every buffer of the trained weights after each step, the
+    # threshold among them: without care, steps after a validation pull the averaged copy back
+    # to the trained weights' stale value, and a checkpoint written before the next validation
+    # (mid-epoch, interrupted, or the end of a run whose last epoch is not validated) holds that
+    from lightning.pytorch.callbacks import EMAWeightAveraging
+
+    values = t([0.1, 0.2, 0.3, 0.4])  # reals 0.10/0.20, fakes 0.30/0.40: best_acc t = 0.3
+    images = values.view(-1, 1, 1, 1).expand(-1, 3, 8, 8).contiguous()
+    loader = DataLoader(TensorDataset(images, t([0, 0, 1, 1])), batch_size=1)
+    model = known_detector.build()
+    model.optimizer_factory = lambda params: torch.optim.SGD(params, lr=0.0)
+    trainer = L.Trainer(
+        max_epochs=3,
+        check_val_every_n_epoch=2,  # validated after epoch 2 only: epoch 3's 4 steps follow
+        accelerator="cpu",
+        callbacks=[ThresholdCalibration("best_acc"), EMAWeightAveraging(decay=0.5)],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(model, train_dataloaders=loader, val_dataloaders=loader)
+    # the end of fit copies the average into the model
+    assert float(model.decision_threshold) == pytest.approx(0.3, abs=1e-5)
+    # and a run resumed from a checkpoint holds the threshold from its first step
+    trainer.save_checkpoint(tmp_path / "c.ckpt")
+    states = torch.load(tmp_path / "c.ckpt", weights_only=True)["callbacks"].values()
+    assert [s["threshold"] for s in states if "threshold" in s] == [pytest.approx(0.3, abs=1e-5)]
