@@ -25,8 +25,10 @@ images with the same attacks, instead of the plan's points, and writes their tab
 
 import argparse
 import csv
+import hashlib
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -141,26 +143,39 @@ def distinct_test_images(seed: int, *overrides: str) -> dict[str, DataLoader]:
         if len(share) < len(fakes):
             raise SystemExit(f"{data.root}: too few test reals for a share of their own for {name}")
         taken += len(fakes)
-        dataset = ImageFileDataset(share + fakes, data.image_size, data.resize_mode)
+        dataset = ImageFileDataset(
+            share + fakes, data.image_size, data.resize_mode, data.on_bad_file
+        )
         loaders[name] = DataLoader(dataset, batch_size=data.eval_batch_size or data.batch_size)
     return loaders
 
 
+def sample_key(loaders: dict[str, DataLoader]) -> str:
+    """A digest of the images ``loaders`` hold: each one's generator, label and path under
+    their common folder (the same sample in another clone has the same key)."""
+    samples = [(g, s.label, str(s.path)) for g, ld in loaders.items() for s in ld.dataset.samples]
+    root = os.path.commonpath([path for *_, path in samples])
+    text = "\n".join(f"{g}\t{label}\t{os.path.relpath(path, root)}" for g, label, path in samples)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def attacked(run_dir: Path, stage: str, settings: dict, loaders: dict) -> list[dict]:
     """The robustness rows of ``run_dir``'s best checkpoint under ``settings`` (a
-    ``conf/robustness`` node over ``strong``), at its calibrated threshold; cached, with the
-    number of images they were measured on (rows of another sample are measured again)."""
+    ``conf/robustness`` node over ``strong``), at its calibrated threshold; cached with the key
+    of the sample they were measured on (rows of another sample are measured again)."""
     out = run_dir / stage
     images = sum(len(loader.dataset) for loader in loaders.values())
+    key = sample_key(loaders)
     cached = json.loads((out / "rows.json").read_text()) if (out / "rows.json").is_file() else {}
-    if isinstance(cached, dict) and cached.get("images") == images:
+    if isinstance(cached, dict) and cached.get("sample") == key:
         return cached["rows"]
     cfg = compose_config("eval", "ckpt_path=unused", "robustness=strong").robustness
     cfg = OmegaConf.to_container(OmegaConf.merge(cfg, settings), resolve=True)
     detector = load_trained(best_checkpoint(run_dir))
     print(f"Attacking {run_dir.name} ({stage}) at t = {detector.threshold:.3f}", flush=True)
     rows = robustness_report(AtThreshold(detector.scorer, detector.threshold), loaders, cfg, out)
-    (out / "rows.json").write_text(json.dumps({"images": images, "rows": rows}, indent=1))
+    cache = {"images": images, "sample": key, "rows": rows}
+    (out / "rows.json").write_text(json.dumps(cache, indent=1))
     return rows
 
 

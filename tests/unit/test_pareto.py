@@ -2,9 +2,11 @@
 flags it reports and the plan it reads."""
 
 import importlib.util
+import json
 import math
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -100,6 +102,46 @@ def test_distinct_test_images_gives_every_generator_reals_of_its_own(tmp_path):
 def test_distinct_test_images_refuses_a_split_with_too_few_reals(tmp_path):
     with pytest.raises(SystemExit, match="too few test reals .* vae"):
         pareto.distinct_test_images(0, *tiny_test_split(tmp_path, reals=5))
+
+
+def test_sample_key_names_the_images_not_where_they_lie(tmp_path):
+    import shutil
+
+    split = tiny_test_split(tmp_path / "a", reals=12)
+    key = pareto.sample_key(pareto.distinct_test_images(0, *split))
+    assert pareto.sample_key(pareto.distinct_test_images(0, *split)) == key
+    assert pareto.sample_key(pareto.distinct_test_images(1, *split)) != key  # other shares
+    shutil.copytree(tmp_path / "a", tmp_path / "b")  # the same images in another clone
+    moved = [o.replace(str(tmp_path / "a"), str(tmp_path / "b")) for o in split]
+    assert pareto.sample_key(pareto.distinct_test_images(0, *moved)) == key
+
+
+def test_attacked_reads_back_only_rows_of_the_same_sample(tmp_path, monkeypatch):
+    loaders = pareto.distinct_test_images(0, *tiny_test_split(tmp_path / "data", reals=12))
+    measured = []
+
+    def report(model, loaders, cfg, out):
+        measured.append(out)
+        return [{"condition": "clean", "acc": 0.9}]
+
+    monkeypatch.setattr(pareto, "robustness_report", report)
+    monkeypatch.setattr(pareto, "best_checkpoint", lambda run_dir: None)
+    monkeypatch.setattr(
+        pareto, "load_trained", lambda path: SimpleNamespace(scorer=Identity(), threshold=0.4)
+    )
+    run, settings = tmp_path / "run", {"attacks": []}
+    (run / "robustness").mkdir(parents=True)
+    (run / "robustness" / "rows.json").write_text(
+        json.dumps({"images": 12, "sample": "another", "rows": [{"acc": 0.1}]})
+    )
+    assert pareto.attacked(run, "robustness", settings, loaders) == [
+        {"condition": "clean", "acc": 0.9}
+    ]
+    assert len(measured) == 1  # a cache of another sample of the same size: measured again
+    assert pareto.attacked(run, "robustness", settings, loaders)[0]["acc"] == 0.9
+    assert len(measured) == 1  # now read back
+    cache = json.loads((run / "robustness" / "rows.json").read_text())
+    assert cache["sample"] == pareto.sample_key(loaders) and cache["images"] == 12
 
 
 def test_the_robust_experiment_is_the_studys_best_point():
