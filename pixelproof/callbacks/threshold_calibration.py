@@ -14,6 +14,7 @@ import logging
 
 import torch
 from lightning import Callback
+from lightning.pytorch.callbacks import WeightAveraging
 
 from pixelproof.callbacks.threshold_calibration_settings import ThresholdCalibrationSettings
 from pixelproof.evaluation.thresholds import METHODS, choose_threshold
@@ -41,6 +42,14 @@ class ThresholdCalibration(Callback):
         self._probs: list[torch.Tensor] = []
         self._labels: list[torch.Tensor] = []
         self._threshold: float | None = None  # the last validation's, once there is one
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        earlier = trainer.callbacks[: trainer.callbacks.index(self)]
+        if any(isinstance(c, WeightAveraging) for c in earlier):
+            raise ValueError(
+                "callbacks: threshold_calibration must come before the weight averaging (ema), "
+                "so that it calibrates the averaged weights before they are swapped out"
+            )
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if self._threshold is not None:  # before the step, so the averaging sees it
@@ -70,8 +79,8 @@ class ThresholdCalibration(Callback):
         self._threshold = threshold
         pl_module.log("val/threshold", threshold)
 
-    def state_dict(self) -> dict:
-        return {"threshold": self._threshold}  # a resumed run holds it from its first step
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        self._threshold = state_dict.get("threshold")
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        # a resumed run: the stored weights' threshold (the averaged ones' with the averaging)
+        stored = checkpoint.get("state_dict", {}).get("decision_threshold")
+        if isinstance(stored, torch.Tensor) and stored.numel() == 1:
+            self._threshold = float(stored)

@@ -175,6 +175,20 @@ def test_weight_averaging_keeps_the_calibrated_threshold(tmp_path, train_overrid
     assert metrics["test/dcgan/threshold"] == pytest.approx(best_threshold) != 0.5
 
 
+def averaging_trainer(callbacks, max_epochs):
+    return L.Trainer(
+        max_epochs=max_epochs,
+        check_val_every_n_epoch=2,  # validated after epoch 2 only
+        accelerator="cpu",
+        callbacks=callbacks,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+
+
 def test_weight_averaging_keeps_the_calibrated_threshold_between_validations(tmp_path):
     # the weight average takes in every buffer of the trained weights after each step, the
     # threshold among them: without care, steps after a validation pull the averaged copy back
@@ -185,23 +199,35 @@ def test_weight_averaging_keeps_the_calibrated_threshold_between_validations(tmp
     values = t([0.1, 0.2, 0.3, 0.4])  # reals 0.10/0.20, fakes 0.30/0.40: best_acc t = 0.3
     images = values.view(-1, 1, 1, 1).expand(-1, 3, 8, 8).contiguous()
     loader = DataLoader(TensorDataset(images, t([0, 0, 1, 1])), batch_size=1)
-    model = known_detector.build()
-    model.optimizer_factory = lambda params: torch.optim.SGD(params, lr=0.0)
-    trainer = L.Trainer(
-        max_epochs=3,
-        check_val_every_n_epoch=2,  # validated after epoch 2 only: epoch 3's 4 steps follow
-        accelerator="cpu",
-        callbacks=[ThresholdCalibration("best_acc"), EMAWeightAveraging(decay=0.5)],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-    )
-    trainer.fit(model, train_dataloaders=loader, val_dataloaders=loader)
+
+    def fit(max_epochs, ckpt_path=None):
+        model = known_detector.build()
+        model.optimizer_factory = lambda params: torch.optim.SGD(params, lr=0.0)
+        callbacks = [ThresholdCalibration("best_acc"), EMAWeightAveraging(decay=0.5)]
+        trainer = averaging_trainer(callbacks, max_epochs)
+        validation = None if ckpt_path else loader  # the resumed epoch is not validated
+        trainer.fit(
+            model, train_dataloaders=loader, val_dataloaders=validation, ckpt_path=ckpt_path
+        )
+        return model, trainer
+
+    model, trainer = fit(3)  # epoch 3's 4 steps follow the validation
     # the end of fit copies the average into the model
     assert float(model.decision_threshold) == pytest.approx(0.3, abs=1e-5)
-    # and a run resumed from a checkpoint holds the threshold from its first step
+    # a run resumed from a checkpoint written at the end of a validation, where the trained
+    # weights still hold the stale threshold, keeps the calibrated one through a further epoch
     trainer.save_checkpoint(tmp_path / "c.ckpt")
-    states = torch.load(tmp_path / "c.ckpt", weights_only=True)["callbacks"].values()
-    assert [s["threshold"] for s in states if "threshold" in s] == [pytest.approx(0.3, abs=1e-5)]
+    checkpoint = torch.load(tmp_path / "c.ckpt", weights_only=True)
+    checkpoint["current_model_state"]["decision_threshold"].fill_(0.5)
+    torch.save(checkpoint, tmp_path / "c.ckpt")
+    model, _ = fit(4, ckpt_path=tmp_path / "c.ckpt")
+    assert float(model.decision_threshold) == pytest.approx(0.3, abs=1e-5)
+
+
+def test_calibration_must_come_before_the_weight_averaging():
+    from lightning.pytorch.callbacks import EMAWeightAveraging
+
+    loader = DataLoader(TensorDataset(torch.rand(2, 3, 8, 8), t([0, 1])), batch_size=2)
+    callbacks = [EMAWeightAveraging(), ThresholdCalibration("best_acc")]
+    with pytest.raises(ValueError, match="threshold_calibration must come before the weight"):
+        averaging_trainer(callbacks, 1).fit(known_detector.build(), train_dataloaders=loader)
