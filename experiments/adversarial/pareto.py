@@ -28,7 +28,6 @@ import csv
 import hashlib
 import json
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -50,7 +49,8 @@ from pixelproof.train import train  # noqa: E402
 
 PLAN = Path(__file__).with_name("pareto.yaml")
 UNSEEN = "unseen_sources"  # reals of unseen sources: a false-positive test, not a generator
-# the sample the tables' intervals count (not: that the reals are crops of a few photographs)
+# how the tables name the sample (their intervals count the images as independent, though the
+# reals are crops of 11 photographs)
 SAMPLE = "half real, every generator's fakes against reals of its own"
 AXES = ("clean", "apgd_2", "apgd_4")  # the front's: clean ACC@t, APGD-CE ACC@t at 2 and 4/255
 
@@ -130,6 +130,8 @@ def distinct_test_images(seed: int, *overrides: str) -> dict[str, DataLoader]:
     sample drawn from them counts one real once per generator and measures the real half on
     a sixth of the images it seems to. The test split's reals are shared out with ``seed``."""
     data = compose_config("train", *overrides).data
+    if data.layout != "cifake_per_generator":  # the one whose test reals are a pool of their own
+        raise SystemExit(f"data.layout={data.layout}: the study reads the embedded layout")
     hydra.utils.instantiate(data).prepare_data()  # the embedded dataset, built if missing
     layout = get_layout(data.layout, data.root)
     reals = [s for s in layout.pooled(data.test_split) if s.label == REAL]
@@ -150,32 +152,34 @@ def distinct_test_images(seed: int, *overrides: str) -> dict[str, DataLoader]:
     return loaders
 
 
-def sample_key(loaders: dict[str, DataLoader]) -> str:
-    """A digest of the images ``loaders`` hold: each one's generator, label and path under
-    their common folder (the same sample in another clone has the same key)."""
-    samples = [(g, s.label, str(s.path)) for g, ld in loaders.items() for s in ld.dataset.samples]
-    root = os.path.commonpath([path for *_, path in samples])
-    text = "\n".join(f"{g}\t{label}\t{os.path.relpath(path, root)}" for g, label, path in samples)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+def cache_key(loaders: dict[str, DataLoader], settings: dict, checkpoint: Path) -> str:
+    """What attack rows were measured on: every image's bytes with its generator and label,
+    the attacks' settings and the checkpoint's bytes (not where any of them lie)."""
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    digest.update(checkpoint.read_bytes())
+    for name, loader in loaders.items():
+        for sample in loader.dataset.samples:
+            digest.update(f"{name}\t{sample.label}\t".encode())
+            digest.update(Path(sample.path).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def attacked(run_dir: Path, stage: str, settings: dict, loaders: dict) -> list[dict]:
     """The robustness rows of ``run_dir``'s best checkpoint under ``settings`` (a
-    ``conf/robustness`` node over ``strong``), at its calibrated threshold; cached with the key
-    of the sample they were measured on (rows of another sample are measured again)."""
+    ``conf/robustness`` node over ``strong``), at its calibrated threshold; cached under their
+    :func:`cache_key` (rows of other images, settings or weights are measured again)."""
     out = run_dir / stage
-    images = sum(len(loader.dataset) for loader in loaders.values())
-    key = sample_key(loaders)
+    checkpoint = best_checkpoint(run_dir)
+    key = cache_key(loaders, settings, checkpoint)
     cached = json.loads((out / "rows.json").read_text()) if (out / "rows.json").is_file() else {}
-    if isinstance(cached, dict) and cached.get("sample") == key:
+    if isinstance(cached, dict) and cached.get("key") == key:
         return cached["rows"]
     cfg = compose_config("eval", "ckpt_path=unused", "robustness=strong").robustness
     cfg = OmegaConf.to_container(OmegaConf.merge(cfg, settings), resolve=True)
-    detector = load_trained(best_checkpoint(run_dir))
+    detector = load_trained(checkpoint)
     print(f"Attacking {run_dir.name} ({stage}) at t = {detector.threshold:.3f}", flush=True)
     rows = robustness_report(AtThreshold(detector.scorer, detector.threshold), loaders, cfg, out)
-    cache = {"images": images, "sample": key, "rows": rows}
-    (out / "rows.json").write_text(json.dumps(cache, indent=1))
+    (out / "rows.json").write_text(json.dumps({"key": key, "rows": rows}, indent=1))
     return rows
 
 
@@ -205,6 +209,7 @@ def summary(name: str, run_dir: Path, rows: list[dict], strong: list[dict] | Non
         row.update(
             strong_apgd_2=accuracy(strong, "apgd", 2 / 255),
             strong_apgd_4=accuracy(strong, "apgd", 4 / 255),
+            square_2=accuracy(strong, "square", 2 / 255),
             square_4=accuracy(strong, "square", 4 / 255),
             flags=mean_flags(strong),
         )

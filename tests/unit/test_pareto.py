@@ -104,20 +104,40 @@ def test_distinct_test_images_refuses_a_split_with_too_few_reals(tmp_path):
         pareto.distinct_test_images(0, *tiny_test_split(tmp_path, reals=5))
 
 
-def test_sample_key_names_the_images_not_where_they_lie(tmp_path):
+def test_cache_key_names_the_images_settings_and_weights_not_where_they_lie(tmp_path):
     import shutil
 
     split = tiny_test_split(tmp_path / "a", reals=12)
-    key = pareto.sample_key(pareto.distinct_test_images(0, *split))
-    assert pareto.sample_key(pareto.distinct_test_images(0, *split)) == key
-    assert pareto.sample_key(pareto.distinct_test_images(1, *split)) != key  # other shares
+    checkpoint = tmp_path / "best.ckpt"
+    checkpoint.write_bytes(b"weights")
+    settings = {"eps": ["1/255"], "attacks": [{"name": "apgd", "steps": 50}]}
+    key = pareto.cache_key(pareto.distinct_test_images(0, *split), settings, checkpoint)
+    assert pareto.cache_key(pareto.distinct_test_images(0, *split), settings, checkpoint) == key
     shutil.copytree(tmp_path / "a", tmp_path / "b")  # the same images in another clone
     moved = [o.replace(str(tmp_path / "a"), str(tmp_path / "b")) for o in split]
-    assert pareto.sample_key(pareto.distinct_test_images(0, *moved)) == key
+    assert pareto.cache_key(pareto.distinct_test_images(0, *moved), settings, checkpoint) == key
+    other_reals = pareto.distinct_test_images(1, *split)  # another seed's shares of the reals
+    assert pareto.cache_key(other_reals, settings, checkpoint) != key
+    loaders = pareto.distinct_test_images(0, *split)
+    assert pareto.cache_key(loaders, {**settings, "eps": ["2/255"]}, checkpoint) != key
+    checkpoint.write_bytes(b"weights trained again")
+    assert pareto.cache_key(loaders, settings, checkpoint) != key
+    # the same names with other pictures (a rebuilt dataset)
+    write_class_folder(tmp_path / "b" / "test" / "REAL", 12, seed=7)
+    checkpoint.write_bytes(b"weights")
+    assert pareto.cache_key(pareto.distinct_test_images(0, *moved), settings, checkpoint) != key
 
 
-def test_attacked_reads_back_only_rows_of_the_same_sample(tmp_path, monkeypatch):
+def test_distinct_test_images_reads_only_the_embedded_layout(tmp_path):
+    split = tiny_test_split(tmp_path, reals=12)
+    with pytest.raises(SystemExit, match="data.layout=per_generator: the study reads the embedded"):
+        pareto.distinct_test_images(0, *split, "data.layout=per_generator")
+
+
+def test_attacked_reads_back_only_rows_of_its_key(tmp_path, monkeypatch):
     loaders = pareto.distinct_test_images(0, *tiny_test_split(tmp_path / "data", reals=12))
+    checkpoint = tmp_path / "best.ckpt"
+    checkpoint.write_bytes(b"weights")
     measured = []
 
     def report(model, loaders, cfg, out):
@@ -125,23 +145,20 @@ def test_attacked_reads_back_only_rows_of_the_same_sample(tmp_path, monkeypatch)
         return [{"condition": "clean", "acc": 0.9}]
 
     monkeypatch.setattr(pareto, "robustness_report", report)
-    monkeypatch.setattr(pareto, "best_checkpoint", lambda run_dir: None)
-    monkeypatch.setattr(
-        pareto, "load_trained", lambda path: SimpleNamespace(scorer=Identity(), threshold=0.4)
-    )
+    monkeypatch.setattr(pareto, "best_checkpoint", lambda run_dir: checkpoint)
+    detector = SimpleNamespace(scorer=Identity(), threshold=0.4)
+    monkeypatch.setattr(pareto, "load_trained", lambda path: detector)
     run, settings = tmp_path / "run", {"attacks": []}
     (run / "robustness").mkdir(parents=True)
     (run / "robustness" / "rows.json").write_text(
-        json.dumps({"images": 12, "sample": "another", "rows": [{"acc": 0.1}]})
+        json.dumps({"key": "another", "rows": [{"acc": 0.1}]})
     )
-    assert pareto.attacked(run, "robustness", settings, loaders) == [
-        {"condition": "clean", "acc": 0.9}
-    ]
-    assert len(measured) == 1  # a cache of another sample of the same size: measured again
-    assert pareto.attacked(run, "robustness", settings, loaders)[0]["acc"] == 0.9
+    rows = pareto.attacked(run, "robustness", settings, loaders)
+    assert rows == [{"condition": "clean", "acc": 0.9}] and len(measured) == 1  # measured again
+    assert pareto.attacked(run, "robustness", settings, loaders) == rows
     assert len(measured) == 1  # now read back
     cache = json.loads((run / "robustness" / "rows.json").read_text())
-    assert cache["sample"] == pareto.sample_key(loaders) and cache["images"] == 12
+    assert cache["key"] == pareto.cache_key(loaders, settings, checkpoint)
 
 
 def test_the_robust_experiment_is_the_studys_best_point():
@@ -189,3 +206,12 @@ def test_the_robustness_docs_front_table_is_the_studys_results():
         assert cells[1:7] == [f"{cost:.2f}x", *accuracies, journey], named[0]
         checked += 1
     assert checked >= 3, "docs/robustness.md: the front table names fewer than 3 points"
+
+
+def test_the_studys_readme_table_is_results_md():
+    """experiments/adversarial/README.md shows the study's table as results.md writes it."""
+    results = (SCRIPT.parent / "pareto" / "results.md").read_text().splitlines()
+    readme = (SCRIPT.parent / "README.md").read_text()
+    table = readme[readme.index("| point | front |") :].split("\n\n")[0].splitlines()
+    rows = [line for line in results if line.startswith("| ")]
+    assert table == rows
