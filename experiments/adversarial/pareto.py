@@ -258,7 +258,13 @@ def attack_names(settings: dict) -> str:
 
 
 def write_results(
-    rows: list[dict], on_front: list[str], best: str, images: int, strong: str, results: Path
+    rows: list[dict],
+    on_front: list[str],
+    best: str,
+    plan: dict,
+    images: int,
+    strong: str,
+    results: Path,
 ) -> None:
     results.mkdir(parents=True, exist_ok=True)
     with (results / "results.csv").open("w", newline="") as f:
@@ -292,10 +298,10 @@ def write_results(
             f"| {'yes' if r['collapsed'] == 1 else 'no'} |"
         )
     (results / "results.md").write_text("\n".join(lines) + "\n")
-    plot_front(rows, on_front, results / "front.png")
+    plot_front(rows, on_front, best, plan["targets"], results / "front.png")
 
 
-def plot_front(rows: list[dict], on_front: list[str], path: Path) -> None:
+def plot_front(rows: list[dict], on_front: list[str], best: str, targets: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -304,13 +310,19 @@ def plot_front(rows: list[dict], on_front: list[str], path: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), sharey=True)
     for ax, k in zip(axes, (1, 2, 4)):
         for r in rows:
-            mark = "o" if r["point"] in on_front else "x"  # o: on the front
+            mark = "*" if r["point"] == best else "o" if r["point"] in on_front else "x"
             ax.scatter(100 * r[f"apgd_{k}"], 100 * r["clean"], marker=mark, color="C0")
             ax.annotate(r["point"], (100 * r[f"apgd_{k}"], 100 * r["clean"]), fontsize=7)
+        ax.axhline(100 * targets["clean"], color="C3", ls="--", lw=0.8)
+        if f"apgd_{k}" in targets:
+            ax.axvline(100 * targets[f"apgd_{k}"], color="C3", ls="--", lw=0.8)
         ax.set_xlabel(f"APGD-CE ACC@t at {k}/255 (%)")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("clean ACC@t (%)")
-    fig.suptitle("Clean against robust accuracy at the threshold (o: on the front, x: beaten)")
+    fig.suptitle(
+        "Clean against robust accuracy at the threshold (*: the best point, o: on the front, "
+        "x: beaten; dashed: the targets)"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -389,7 +401,7 @@ def main() -> None:
         for row in rows:
             row["step_s"] = seconds[row["point"]]
         strong = attack_names(plan["headline"])
-        write_results(rows, on_front, best, images, strong, args.results)
+        write_results(rows, on_front, best, plan, images, strong, args.results)
         print(f"Wrote {args.results / 'results.md'}")
     for row in rows:
         print({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
