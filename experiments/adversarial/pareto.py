@@ -29,6 +29,7 @@ import hashlib
 import json
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import hydra
@@ -124,7 +125,20 @@ def step_seconds(names: list[str], plan: dict, output: Path, steps: int = 20) ->
     return times
 
 
-def distinct_test_images(seed: int, *overrides: str) -> dict[str, DataLoader]:
+@dataclass(frozen=True)
+class Sample:
+    """The study's test images: a loader per generator, and every image's generator, label and
+    bytes (read once; what attack rows are keyed on, see :func:`cache_key`)."""
+
+    loaders: dict[str, DataLoader]
+    content: bytes
+
+    @property
+    def images(self) -> int:
+        return sum(len(loader.dataset) for loader in self.loaders.values())
+
+
+def distinct_test_images(seed: int, *overrides: str) -> Sample:
     """Per generator of the test split, every one of its fakes against as many reals, no real
     in two generators' shares: the per-generator folders all hold the same 167 reals, so a
     sample drawn from them counts one real once per generator and measures the real half on
@@ -149,28 +163,30 @@ def distinct_test_images(seed: int, *overrides: str) -> dict[str, DataLoader]:
             share + fakes, data.image_size, data.resize_mode, data.on_bad_file
         )
         loaders[name] = DataLoader(dataset, batch_size=data.eval_batch_size or data.batch_size)
-    return loaders
+    content = b"".join(
+        f"{name}\t{sample.label}\t".encode() + Path(sample.path).read_bytes()
+        for name, loader in loaders.items()
+        for sample in loader.dataset.samples
+    )
+    return Sample(loaders, content)
 
 
-def cache_key(loaders: dict[str, DataLoader], settings: dict, checkpoint: Path) -> str:
+def cache_key(sample: Sample, settings: dict, checkpoint: Path) -> str:
     """What attack rows were measured on: every image's bytes with its generator and label,
     the attacks' settings and the checkpoint's bytes (not where any of them lie)."""
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     digest.update(checkpoint.read_bytes())
-    for name, loader in loaders.items():
-        for sample in loader.dataset.samples:
-            digest.update(f"{name}\t{sample.label}\t".encode())
-            digest.update(Path(sample.path).read_bytes())
+    digest.update(sample.content)
     return digest.hexdigest()[:16]
 
 
-def attacked(run_dir: Path, stage: str, settings: dict, loaders: dict) -> list[dict]:
+def attacked(run_dir: Path, stage: str, settings: dict, sample: Sample) -> list[dict]:
     """The robustness rows of ``run_dir``'s best checkpoint under ``settings`` (a
     ``conf/robustness`` node over ``strong``), at its calibrated threshold; cached under their
     :func:`cache_key` (rows of other images, settings or weights are measured again)."""
     out = run_dir / stage
     checkpoint = best_checkpoint(run_dir)
-    key = cache_key(loaders, settings, checkpoint)
+    key = cache_key(sample, settings, checkpoint)
     cached = json.loads((out / "rows.json").read_text()) if (out / "rows.json").is_file() else {}
     if isinstance(cached, dict) and cached.get("key") == key:
         return cached["rows"]
@@ -178,7 +194,9 @@ def attacked(run_dir: Path, stage: str, settings: dict, loaders: dict) -> list[d
     cfg = OmegaConf.to_container(OmegaConf.merge(cfg, settings), resolve=True)
     detector = load_trained(checkpoint)
     print(f"Attacking {run_dir.name} ({stage}) at t = {detector.threshold:.3f}", flush=True)
-    rows = robustness_report(AtThreshold(detector.scorer, detector.threshold), loaders, cfg, out)
+    rows = robustness_report(
+        AtThreshold(detector.scorer, detector.threshold), sample.loaders, cfg, out
+    )
     (out / "rows.json").write_text(json.dumps({"key": key, "rows": rows}, indent=1))
     return rows
 
@@ -261,7 +279,7 @@ def write_results(
     rows: list[dict],
     on_front: list[str],
     best: str,
-    plan: dict,
+    targets: dict[str, float],
     images: int,
     strong: str,
     results: Path,
@@ -298,7 +316,7 @@ def write_results(
             f"| {'yes' if r['collapsed'] == 1 else 'no'} |"
         )
     (results / "results.md").write_text("\n".join(lines) + "\n")
-    plot_front(rows, on_front, best, plan["targets"], results / "front.png")
+    plot_front(rows, on_front, best, targets, results / "front.png")
 
 
 def plot_front(rows: list[dict], on_front: list[str], best: str, targets: dict, path: Path) -> None:
@@ -369,24 +387,22 @@ def main() -> None:
         missing = [str(d) for d in args.runs if not (d / "metrics.json").is_file()]
         if missing:
             raise SystemExit(f"--runs: no finished run (metrics.json) in {', '.join(missing)}")
-        loaders = distinct_test_images(plan["seed"])
-        images = sum(len(loader.dataset) for loader in loaders.values())
+        sample = distinct_test_images(plan["seed"])
         rows = [
-            summary(d.name, d, attacked(d, "robustness", plan["robustness"], loaders), None)
+            summary(d.name, d, attacked(d, "robustness", plan["robustness"], sample), None)
             for d in args.runs
         ]
-        write_runs_table(rows, args.runs, images, args.table)
+        write_runs_table(rows, args.runs, sample.images, args.table)
         return
     names = args.points.split(",") if args.points else list(plan["points"])
     unknown = sorted(set(names) - set(plan["points"]))
     if unknown:
         raise SystemExit(f"--points: {', '.join(unknown)} not in {args.plan}")
-    loaders = distinct_test_images(plan["seed"])
-    images = sum(len(loader.dataset) for loader in loaders.values())
+    sample = distinct_test_images(plan["seed"])
     quick = {}
     for name in names:
         run_dir = trained(name, plan, args.output)
-        quick[name] = (run_dir, attacked(run_dir, "robustness", plan["robustness"], loaders))
+        quick[name] = (run_dir, attacked(run_dir, "robustness", plan["robustness"], sample))
     rows = [summary(name, run_dir, r, None) for name, (run_dir, r) in quick.items()]
     on_front, best = front(rows), best_point(rows, plan["targets"])
     if not args.no_headline:  # the best point, and any other whose strong pass is cached
@@ -394,14 +410,14 @@ def main() -> None:
             run_dir = quick[name][0]
             if name != best and not (run_dir / "headline" / "rows.json").is_file():
                 continue
-            strong = attacked(run_dir, "headline", plan["headline"], loaders)
+            strong = attacked(run_dir, "headline", plan["headline"], sample)
             rows[names.index(name)] = summary(name, run_dir, quick[name][1], strong)
     if not args.points:  # the study's tables only from every point
         seconds = step_seconds(names, plan, args.output)
         for row in rows:
             row["step_s"] = seconds[row["point"]]
         strong = attack_names(plan["headline"])
-        write_results(rows, on_front, best, plan, images, strong, args.results)
+        write_results(rows, on_front, best, plan["targets"], sample.images, strong, args.results)
         print(f"Wrote {args.results / 'results.md'}")
     for row in rows:
         print({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})

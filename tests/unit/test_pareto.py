@@ -86,7 +86,7 @@ def tiny_test_split(root: Path, reals: int) -> list[str]:
 
 
 def test_distinct_test_images_gives_every_generator_reals_of_its_own(tmp_path):
-    loaders = pareto.distinct_test_images(0, *tiny_test_split(tmp_path, reals=8))
+    loaders = pareto.distinct_test_images(0, *tiny_test_split(tmp_path, reals=8)).loaders
     assert list(loaders) == ["gan", "vae"]
     reals = []
     for name, loader in loaders.items():
@@ -118,10 +118,10 @@ def test_cache_key_names_the_images_settings_and_weights_not_where_they_lie(tmp_
     assert pareto.cache_key(pareto.distinct_test_images(0, *moved), settings, checkpoint) == key
     other_reals = pareto.distinct_test_images(1, *split)  # another seed's shares of the reals
     assert pareto.cache_key(other_reals, settings, checkpoint) != key
-    loaders = pareto.distinct_test_images(0, *split)
-    assert pareto.cache_key(loaders, {**settings, "eps": ["2/255"]}, checkpoint) != key
+    sample = pareto.distinct_test_images(0, *split)
+    assert pareto.cache_key(sample, {**settings, "eps": ["2/255"]}, checkpoint) != key
     checkpoint.write_bytes(b"weights trained again")
-    assert pareto.cache_key(loaders, settings, checkpoint) != key
+    assert pareto.cache_key(sample, settings, checkpoint) != key
     # the same names with other pictures (a rebuilt dataset)
     write_class_folder(tmp_path / "b" / "test" / "REAL", 12, seed=7)
     checkpoint.write_bytes(b"weights")
@@ -135,7 +135,7 @@ def test_distinct_test_images_reads_only_the_embedded_layout(tmp_path):
 
 
 def test_attacked_reads_back_only_rows_of_its_key(tmp_path, monkeypatch):
-    loaders = pareto.distinct_test_images(0, *tiny_test_split(tmp_path / "data", reals=12))
+    sample = pareto.distinct_test_images(0, *tiny_test_split(tmp_path / "data", reals=12))
     checkpoint = tmp_path / "best.ckpt"
     checkpoint.write_bytes(b"weights")
     measured = []
@@ -153,12 +153,12 @@ def test_attacked_reads_back_only_rows_of_its_key(tmp_path, monkeypatch):
     (run / "robustness" / "rows.json").write_text(
         json.dumps({"key": "another", "rows": [{"acc": 0.1}]})
     )
-    rows = pareto.attacked(run, "robustness", settings, loaders)
+    rows = pareto.attacked(run, "robustness", settings, sample)
     assert rows == [{"condition": "clean", "acc": 0.9}] and len(measured) == 1  # measured again
-    assert pareto.attacked(run, "robustness", settings, loaders) == rows
+    assert pareto.attacked(run, "robustness", settings, sample) == rows
     assert len(measured) == 1  # now read back
     cache = json.loads((run / "robustness" / "rows.json").read_text())
-    assert cache["key"] == pareto.cache_key(loaders, settings, checkpoint)
+    assert cache["key"] == pareto.cache_key(sample, settings, checkpoint)
 
 
 def test_the_robust_experiment_is_the_studys_best_point():
