@@ -31,6 +31,7 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from textwrap import fill
 
 import hydra
 import torch
@@ -325,12 +326,13 @@ def plot_front(rows: list[dict], on_front: list[str], best: str, targets: dict, 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), sharey=True)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 5), sharey=True)
     for ax, k in zip(axes, (1, 2, 4)):
-        for r in rows:
+        for i, r in enumerate(rows, 1):  # numbers, not names: the points crowd near 70 % clean
             mark = "*" if r["point"] == best else "o" if r["point"] in on_front else "x"
-            ax.scatter(100 * r[f"apgd_{k}"], 100 * r["clean"], marker=mark, color="C0")
-            ax.annotate(r["point"], (100 * r[f"apgd_{k}"], 100 * r["clean"]), fontsize=7)
+            xy = (100 * r[f"apgd_{k}"], 100 * r["clean"])
+            ax.scatter(*xy, marker=mark, s=120 if mark == "*" else 36, color="C0")
+            ax.annotate(str(i), xy, xytext=(3, 3), textcoords="offset points", fontsize=7)
         ax.axhline(100 * targets["clean"], color="C3", ls="--", lw=0.8)
         if f"apgd_{k}" in targets:
             ax.axvline(100 * targets[f"apgd_{k}"], color="C3", ls="--", lw=0.8)
@@ -341,7 +343,9 @@ def plot_front(rows: list[dict], on_front: list[str], best: str, targets: dict, 
         "Clean against robust accuracy at the threshold (*: the best point, o: on the front, "
         "x: beaten; dashed: the targets)"
     )
-    fig.tight_layout()
+    key = "   ".join(f"{i}\u00a0{r['point']}" for i, r in enumerate(rows, 1))  # unbroken
+    fig.text(0.5, 0.01, fill(key, 190), ha="center", va="bottom", fontsize=7)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
