@@ -162,11 +162,12 @@ def test_attacked_reads_back_only_rows_of_its_key(tmp_path, monkeypatch):
 
 
 def test_the_robust_experiment_is_the_studys_best_point():
-    """experiment=adversarial_robust composes what pareto.yaml's trades_b3_eps2 trains."""
+    """experiment=adversarial_robust composes what pareto.yaml's trades_b3_eps2_64epochs trains."""
     from helpers.configs import compose_config
 
     plan = yaml.safe_load(pareto.PLAN.read_text())
-    point = compose_config("train", *plan["adversarial"], *plan["points"]["trades_b3_eps2"])
+    best = plan["points"]["trades_b3_eps2_64epochs"]
+    point = compose_config("train", *plan["adversarial"], *best)
     recipe = compose_config("train", "experiment=adversarial_robust")
     for key in ("attack", "callbacks", "data", "model", "trainer"):
         assert recipe[key] == point[key], key
