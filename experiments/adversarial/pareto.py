@@ -165,9 +165,9 @@ def distinct_test_images(seed: int, *overrides: str) -> Sample:
         )
         loaders[name] = DataLoader(dataset, batch_size=data.eval_batch_size or data.batch_size)
     content = b"".join(
-        f"{name}\t{sample.label}\t".encode() + Path(sample.path).read_bytes()
+        f"{name}\t{item.label}\t".encode() + Path(item.path).read_bytes()
         for name, loader in loaders.items()
-        for sample in loader.dataset.samples
+        for item in loader.dataset.samples
     )
     return Sample(loaders, content)
 
