@@ -184,7 +184,8 @@ def cache_key(sample: Sample, settings: dict, checkpoint: Path) -> str:
 def attacked(run_dir: Path, stage: str, settings: dict, sample: Sample) -> list[dict]:
     """The robustness rows of ``run_dir``'s best checkpoint under ``settings`` (a
     ``conf/robustness`` node over ``strong``), at its calibrated threshold; cached under their
-    :func:`cache_key` (rows of other images, settings or weights are measured again)."""
+    :func:`cache_key` (rows of other images, settings or weights are measured again). A pass
+    cut short resumes after the last generator it finished."""
     out = run_dir / stage
     checkpoint = best_checkpoint(run_dir)
     key = cache_key(sample, settings, checkpoint)
@@ -195,9 +196,11 @@ def attacked(run_dir: Path, stage: str, settings: dict, sample: Sample) -> list[
     cfg = OmegaConf.to_container(OmegaConf.merge(cfg, settings), resolve=True)
     detector = load_trained(checkpoint)
     print(f"Attacking {run_dir.name} ({stage}) at t = {detector.threshold:.3f}", flush=True)
-    rows = robustness_report(
-        AtThreshold(detector.scorer, detector.threshold), sample.loaders, cfg, out
-    )
+    progress = out / f"progress-{key}.pt"  # the scores so far: an interrupted pass resumes
+    for stale in set(out.glob("progress-*.pt")) - {progress}:
+        stale.unlink()  # of other weights, images or settings
+    model = AtThreshold(detector.scorer, detector.threshold)
+    rows = robustness_report(model, sample.loaders, cfg, out, progress=progress)
     (out / "rows.json").write_text(json.dumps({"key": key, "rows": rows}, indent=1))
     return rows
 

@@ -45,6 +45,7 @@ from pixelproof.attacks.spec import ATTACKS, AttackSpec, attack_spec, format_eps
 from pixelproof.evaluation.generator_table import MEAN, generator_table
 from pixelproof.evaluation.perturbations import perturbation
 from pixelproof.evaluation.robustness_settings import RobustnessSettings
+from pixelproof.evaluation.score_progress import ScoreProgress
 from pixelproof.utils.atomic import atomic_open, write_atomic
 
 log = logging.getLogger(__name__)
@@ -301,6 +302,7 @@ def robustness_report(
     cfg: Mapping,
     output_dir: Path,
     source: nn.Module | None = None,
+    progress: Path | None = None,
 ) -> list[dict]:
     """Evaluate ``model`` under every condition of ``cfg`` (a ``conf/robustness`` node).
 
@@ -309,7 +311,9 @@ def robustness_report(
     ``(images, labels)`` with fake = 1. source: the detector transfer attacks are crafted on
     (``cfg.source_ckpt_path`` loaded by the caller, :func:`pixelproof.eval.evaluate`), on the
     same device; none: no transfer rows. Random starts and noise come from ``cfg.seed`` (the
-    global RNG is left as it was).
+    global RNG is left as it was). progress: a file that keeps the scores after each generator,
+    so that an interrupted call, made again, resumes (:mod:`~pixelproof.evaluation.score_progress`;
+    name it after the model and the images); removed once the report is written.
 
     Returns one row per condition (clean first): ``condition, kind, name, strength, acc, ap``
     (means over generators), ``acc_drop`` (clean ACC minus this ACC), ``flags`` (the masking
@@ -328,7 +332,7 @@ def robustness_report(
     conditions = robustness_conditions(cfg, source)
     checks = masking_checks(cfg.get("masking_checks"))
     scores, images = score_conditions(
-        model, loaders, conditions, settings.seed, settings.max_batches
+        model, loaders, conditions, settings.seed, settings.max_batches, progress
     )
     rows, long_rows = tabulate(conditions, scores, images)
     findings = {} if checks is None else masking_findings(conditions, rows, checks, list(loaders))
@@ -337,6 +341,8 @@ def robustness_report(
     if source is not None:
         transfer = cfg.get("source_ckpt_path") or "a detector passed to robustness_report"
     write_report(rows, long_rows, conditions, checks, Path(output_dir), transfer)
+    if progress is not None:
+        Path(progress).unlink(missing_ok=True)  # the report holds it all now
     return rows
 
 
@@ -346,43 +352,52 @@ def score_conditions(
     conditions: Sequence[Condition],
     seed: int = 0,
     max_batches: int | None = None,
+    progress: Path | None = None,
 ) -> tuple[Scores, dict[str, int]]:
     """p(fake) under every condition: ``{condition label: {generator: (probs, labels)}}`` (what
     :func:`generator_table` tabulates) and the number of images scored per generator. The
-    model runs in eval mode; random starts and noise are seeded, the global RNG is restored."""
+    model runs in eval mode; random starts and noise are seeded, the global RNG is restored.
+    progress: where the scores are kept after each generator, and taken from on a second call
+    (:class:`~pixelproof.evaluation.score_progress.ScoreProgress`)."""
     device = _device(model)
-    probs = {(c.label, g): [] for c in conditions for g in loaders}
-    labels = {g: [] for g in loaders}
-    images = dict.fromkeys(loaders, 0)
+    plan = {"conditions": [c.label for c in conditions], "generators": list(loaders)}
+    kept = ScoreProgress.open(progress, {**plan, "seed": seed, "max_batches": max_batches})
     sizes = [_batches(loader, max_batches) for loader in loaders.values()]
     total = sum(sizes) * len(conditions) if all(s is not None for s in sizes) else None
+    done = sum(s or 0 for g, s in zip(loaders, sizes) if g in kept.finished) * len(conditions)
     cuda = [device.index or 0] if device.type == "cuda" else []
     noise = torch.Generator().manual_seed(seed)
     with (
         torch.random.fork_rng(devices=cuda),
         eval_mode(model),
-        tqdm(total=total, desc="robustness", unit="batch") as bar,
+        tqdm(total=total, initial=done, desc="robustness", unit="batch") as bar,
     ):
         torch.manual_seed(seed)  # torchattacks' random starts use the global generator
+        kept.restore_random_state(noise, cuda)
         for generator, loader in loaders.items():
+            if generator in kept.finished:
+                continue
+            probs = {c.label: [] for c in conditions}
+            labels, images = [], 0
             for index, batch in enumerate(loader):
                 if max_batches and index >= max_batches:
                     break
                 x, y = batch[0].to(device), batch[1].to(device)
-                images[generator] += len(y)
-                labels[generator].append(y.cpu())
+                images += len(y)
+                labels.append(y.cpu())
                 for condition in conditions:
                     bar.set_postfix_str(f"{generator}: {condition.label}", refresh=False)
                     altered = condition.apply(model, x, y, noise)
                     with torch.no_grad():
                         scores = model(altered).reshape(-1).sigmoid()
-                    probs[condition.label, generator].append(scores.float().cpu())
+                    probs[condition.label].append(scores.float().cpu())
                     bar.update()
+            probs = {label: torch.cat(p) for label, p in probs.items()}
+            kept.finish(generator, probs, torch.cat(labels), images, noise, cuda)
     by_condition = {
-        c.label: {g: (torch.cat(probs[c.label, g]), torch.cat(labels[g])) for g in loaders}
-        for c in conditions
+        c.label: {g: (kept.probs[g][c.label], kept.labels[g]) for g in loaders} for c in conditions
     }
-    return by_condition, images
+    return by_condition, kept.images
 
 
 def tabulate(

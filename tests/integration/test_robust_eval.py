@@ -376,3 +376,71 @@ def test_bad_robustness_configs_are_refused(tmp_path):
         robustness_conditions(
             {"eps": [0.1], "transfer_attacks": [{"name": "square"}]}, MeanIntensityDetector()
         )
+
+
+class StopsOnceKept(MeanIntensityDetector):
+    """Stands for a run killed part-way: fails on its first call after ``progress`` exists."""
+
+    def __init__(self, progress: Path) -> None:
+        super().__init__()
+        self.progress = progress
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.progress.exists():
+            raise RuntimeError("killed")
+        return super().forward(x)
+
+
+def test_an_interrupted_report_resumes_to_the_scores_of_an_uninterrupted_one(tmp_path):
+    """Random starts and noise make every score depend on the random state; the run killed
+    during generator ``b`` keeps ``a``'s scores and the state after them, and the second call
+    gives the uninterrupted run's scores, rows and files, then removes its progress file."""
+    from pixelproof.evaluation.robustness import score_conditions
+
+    cfg = OmegaConf.create(
+        {
+            "eps": [0.1],
+            "attacks": [{"name": "pgd", "steps": 1, "alpha": 0.02, "random_start": True}],
+            "perturbations": {"noise": [0.3]},
+            "seed": 3,
+        }
+    )
+    loaders = {g: generator_loader(0.55, 0.45) for g in ("a", "b", "c")}
+    conditions = robustness_conditions(cfg)
+    whole, images = score_conditions(MeanIntensityDetector(), loaders, conditions, seed=3)
+    rows = robustness_report(MeanIntensityDetector(), loaders, cfg, tmp_path / "whole")
+
+    progress = tmp_path / "resumed" / "progress.pt"
+    with pytest.raises(RuntimeError, match="killed"):
+        robustness_report(
+            StopsOnceKept(progress), loaders, cfg, tmp_path / "resumed", None, progress
+        )
+    kept = torch.load(progress, weights_only=True)
+    assert kept["finished"] == ["a"]
+    resumed, resumed_images = score_conditions(
+        MeanIntensityDetector(), loaders, conditions, 3, None, progress
+    )
+    assert resumed_images == images
+    for label, per_generator in whole.items():
+        for g, (probs, labels) in per_generator.items():
+            assert torch.equal(resumed[label][g][0], probs), (label, g)
+            assert torch.equal(resumed[label][g][1], labels)
+    assert len({tuple(whole[c.label]["b"][0].tolist()) for c in conditions}) > 1  # not flat
+
+    again = robustness_report(
+        MeanIntensityDetector(), loaders, cfg, tmp_path / "resumed", None, progress
+    )
+    assert again == rows and not progress.exists()
+    for name in ("robustness.csv", "robustness.md"):
+        assert (tmp_path / "resumed" / name).read_text() == (tmp_path / "whole" / name).read_text()
+
+
+def test_a_progress_file_of_another_run_is_refused(tmp_path):
+    cfg = OmegaConf.create({"eps": [0.1], "attacks": [{"name": "fgsm"}], "seed": 0})
+    loaders = {g: generator_loader(0.55, 0.45) for g in ("a", "b")}
+    progress = tmp_path / "progress.pt"
+    with pytest.raises(RuntimeError, match="killed"):
+        robustness_report(StopsOnceKept(progress), loaders, cfg, tmp_path, None, progress)
+    other = OmegaConf.create({**cfg, "seed": 1})
+    with pytest.raises(ValueError, match="progress.pt: scores of another robustness run"):
+        robustness_report(MeanIntensityDetector(), loaders, other, tmp_path, None, progress)

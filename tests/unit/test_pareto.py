@@ -140,8 +140,9 @@ def test_attacked_reads_back_only_rows_of_its_key(tmp_path, monkeypatch):
     checkpoint.write_bytes(b"weights")
     measured = []
 
-    def report(model, loaders, cfg, out):
+    def report(model, loaders, cfg, out, progress):
         measured.append(out)
+        assert progress.parent == out and progress.name.startswith("progress-")
         return [{"condition": "clean", "acc": 0.9}]
 
     monkeypatch.setattr(pareto, "robustness_report", report)
