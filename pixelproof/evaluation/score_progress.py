@@ -35,8 +35,11 @@ class ScoreProgress:
         """The progress kept in ``path`` for ``plan``, or none yet (no file, or no ``path``)."""
         if path is None or not Path(path).is_file():
             return cls(path, plan)
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        if saved.get("plan") != plan:
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # torch raises many kinds for a file that is no pickle
+            raise ValueError(f"{path}: not a progress file ({err}); remove it") from err
+        if not isinstance(saved, dict) or saved.get("plan") != plan:
             raise ValueError(
                 f"{path}: scores of another robustness run (other conditions, generators, seed "
                 "or batch limit); remove it to start again"

@@ -444,3 +444,6 @@ def test_a_progress_file_of_another_run_is_refused(tmp_path):
     other = OmegaConf.create({**cfg, "seed": 1})
     with pytest.raises(ValueError, match="progress.pt: scores of another robustness run"):
         robustness_report(MeanIntensityDetector(), loaders, other, tmp_path, None, progress)
+    progress.write_bytes(b"not a pickle")  # a file damaged some other way
+    with pytest.raises(ValueError, match="progress.pt: not a progress file"):
+        robustness_report(MeanIntensityDetector(), loaders, cfg, tmp_path, None, progress)
