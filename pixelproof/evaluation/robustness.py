@@ -360,8 +360,13 @@ def score_conditions(
     progress: where the scores are kept after each generator, and taken from on a second call
     (:class:`~pixelproof.evaluation.score_progress.ScoreProgress`)."""
     device = _device(model)
-    plan = {"conditions": [c.label for c in conditions], "generators": list(loaders)}
-    kept = ScoreProgress.open(progress, {**plan, "seed": seed, "max_batches": max_batches})
+    plan = {
+        "conditions": [c.label for c in conditions],
+        "generators": list(loaders),
+        "seed": seed,
+        "max_batches": max_batches,
+    }
+    kept = ScoreProgress.open(progress, plan)
     sizes = [_batches(loader, max_batches) for loader in loaders.values()]
     total = sum(sizes) * len(conditions) if all(s is not None for s in sizes) else None
     done = sum(s or 0 for g, s in zip(loaders, sizes) if g in kept.finished) * len(conditions)
@@ -378,12 +383,11 @@ def score_conditions(
             if generator in kept.finished:
                 continue
             probs = {c.label: [] for c in conditions}
-            labels, images = [], 0
+            labels = []
             for index, batch in enumerate(loader):
                 if max_batches and index >= max_batches:
                     break
                 x, y = batch[0].to(device), batch[1].to(device)
-                images += len(y)
                 labels.append(y.cpu())
                 for condition in conditions:
                     bar.set_postfix_str(f"{generator}: {condition.label}", refresh=False)
@@ -393,11 +397,11 @@ def score_conditions(
                     probs[condition.label].append(scores.float().cpu())
                     bar.update()
             probs = {label: torch.cat(p) for label, p in probs.items()}
-            kept.finish(generator, probs, torch.cat(labels), images, noise, cuda)
+            kept.finish(generator, probs, torch.cat(labels), noise, cuda)
     by_condition = {
         c.label: {g: (kept.probs[g][c.label], kept.labels[g]) for g in loaders} for c in conditions
     }
-    return by_condition, kept.images
+    return by_condition, {g: len(kept.labels[g]) for g in loaders}
 
 
 def tabulate(

@@ -27,7 +27,6 @@ class ScoreProgress:
     finished: list[str] = field(default_factory=list)
     probs: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)  # {g: {label: p}}
     labels: dict[str, torch.Tensor] = field(default_factory=dict)
-    images: dict[str, int] = field(default_factory=dict)
     random_state: dict = field(default_factory=dict)
 
     @classmethod
@@ -44,7 +43,7 @@ class ScoreProgress:
                 f"{path}: scores of another robustness run (other conditions, generators, seed "
                 "or batch limit); remove it to start again"
             )
-        kept = ("finished", "probs", "labels", "images", "random_state")
+        kept = ("finished", "probs", "labels", "random_state")
         return cls(Path(path), plan, **{k: saved[k] for k in kept})
 
     def restore_random_state(self, noise: torch.Generator, cuda: list[int]) -> None:
@@ -61,14 +60,12 @@ class ScoreProgress:
         generator: str,
         probs: dict[str, torch.Tensor],
         labels: torch.Tensor,
-        images: int,
         noise: torch.Generator,
         cuda: list[int],
     ) -> None:
         """Record ``generator`` as scored, and keep everything so far in ``path``."""
         self.finished.append(generator)
         self.probs[generator], self.labels[generator] = probs, labels
-        self.images[generator] = images
         self.random_state = {
             "torch": torch.get_rng_state(),
             "noise": noise.get_state(),
