@@ -17,7 +17,11 @@ with a restart, Square and the gradient-masking checks.
 
 Everything is cached under ``--output`` (a point already trained or evaluated is read back), so
 an interrupted study resumes, and two processes can share the points (``--points``) on two
-cores. Writes ``results.md``, ``results.csv`` and ``front.png`` to ``--results``.
+cores. Writes ``results.md``, ``results.csv`` and ``front.png`` to ``--results``. The
+``results.csv`` there is the study's record: a point whose row was measured under the settings
+it has now (its overrides, the attacks, the images: see :func:`recorded`) is read back
+from it rather than trained again, so a new point costs its own training, not the study's
+(``--fresh`` measures every point again).
 
 ``--runs`` scores runs trained elsewhere (the recipes of the selection study, say) on the same
 images with the same attacks, instead of the plan's points, and writes their table to ``--table``.
@@ -90,16 +94,14 @@ def trained(name: str, plan: dict, output: Path) -> Path:
     return run_dir
 
 
-def step_seconds(names: list[str], plan: dict, output: Path, steps: int = 20) -> dict:
+def step_seconds(names: list[str], plan: dict, steps: int = 20) -> dict:
     """Median seconds of a training step (from the start of the batch, before any attack, to
     the end of the optimizer step) of each point, all in this process on one data loader, so
-    their ratios are a fair cost; cached in ``output/step_seconds.json``."""
+    their ratios are a fair cost."""
     from lightning import Trainer, seed_everything
 
-    cache = output / "step_seconds.json"
-    times = json.loads(cache.read_text()) if cache.is_file() else {}
-    loader = None
-    for name in (n for n in names if n not in times):
+    times, loader = {}, None
+    for name in names:
         cfg = compose_config("train", *point_overrides(name, plan))
         if loader is None:
             datamodule = hydra.utils.instantiate(cfg.data)
@@ -121,8 +123,6 @@ def step_seconds(names: list[str], plan: dict, output: Path, steps: int = 20) ->
         trainer.fit(hydra.utils.instantiate(cfg.model), train_dataloaders=loader)
         times[name] = sorted(timer.seconds[3:])[steps // 2]
         print(f"  {name}: {1000 * times[name]:.0f} ms/step", flush=True)
-    output.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps(times, indent=1))
     return times
 
 
@@ -179,6 +179,46 @@ def cache_key(sample: Sample, settings: dict, checkpoint: Path) -> str:
     digest.update(checkpoint.read_bytes())
     digest.update(sample.content)
     return digest.hexdigest()[:16]
+
+
+def settings_digest(name: str, plan: dict) -> str:
+    """What point ``name``'s row of the study depends on besides the code and the images: its
+    training overrides and epochs, and the attacks of both passes."""
+    settings = {
+        "overrides": point_overrides(name, plan),
+        **{k: plan[k] for k in ("seed", "epochs", "robustness", "headline")},
+    }
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def images_digest(sample: Sample) -> str:
+    """Every image of the sample, its generator and label (see :func:`cache_key`)."""
+    return hashlib.sha256(sample.content).hexdigest()[:16]
+
+
+TEXT_COLUMNS = ("point", "flags", "settings", "images")  # the record's other columns are numbers
+
+
+def recorded(results_csv: Path, plan: dict, sample: Sample) -> dict[str, dict]:
+    """The rows of ``results_csv`` (the study's record) still valid: of a point of the plan,
+    measured under the settings it has now on these images. Empty cells (a strong pass not
+    run) are left out."""
+    if not results_csv.is_file():
+        return {}
+    rows = {}
+    for raw in csv.DictReader(results_csv.open()):
+        name = raw.get("point")
+        if name not in plan["points"] or raw.get("images") != images_digest(sample):
+            continue
+        if raw.get("settings") != settings_digest(name, plan):
+            continue
+        rows[name] = {k: v if k in TEXT_COLUMNS else float(v) for k, v in raw.items() if v != ""}
+    return rows
+
+
+def provenance(name: str, plan: dict, sample: Sample) -> dict[str, str]:
+    """The record's columns that say what a row was measured under."""
+    return {"settings": settings_digest(name, plan), "images": images_digest(sample)}
 
 
 def attacked(run_dir: Path, stage: str, settings: dict, sample: Sample) -> list[dict]:
@@ -375,11 +415,47 @@ def write_runs_table(rows: list[dict], run_dirs: list[Path], images: int, table:
     print(f"Wrote {table}")
 
 
+def study(
+    names: list[str], plan: dict, sample: Sample, record: dict, output: Path, headline: bool
+) -> list[dict]:
+    """The rows of points ``names``: read back from ``record`` where it holds one and the point
+    has no run under ``output``, measured otherwise (trained and attacked, or read from the
+    cache there); with ``headline``, the best point's strong pass too (and any other's cached)."""
+    rows, runs = {}, {}  # runs: the points measured here
+    for name in names:
+        if name in record and not (output / name / "metrics.json").is_file():
+            print(f"{name}: read back from the study's results.csv", flush=True)
+            rows[name] = record[name]
+            continue
+        runs[name] = trained(name, plan, output)
+        quick = attacked(runs[name], "robustness", plan["robustness"], sample)
+        rows[name] = {
+            **summary(name, runs[name], quick, None),
+            **provenance(name, plan, sample),
+        }
+    best = best_point(list(rows.values()), plan["targets"])
+    for name in names if headline else ():
+        if name in runs:
+            wanted = name == best or (runs[name] / "headline" / "rows.json").is_file()
+        else:  # read back: measured again only to become the best point
+            wanted = name == best and "strong_apgd_2" not in rows[name]
+        if not wanted:
+            continue
+        run_dir = runs[name] = trained(name, plan, output)
+        quick = attacked(run_dir, "robustness", plan["robustness"], sample)
+        strong = attacked(run_dir, "headline", plan["headline"], sample)
+        rows[name] = {**summary(name, run_dir, quick, strong), **provenance(name, plan, sample)}
+    return list(rows.values())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--plan", type=Path, default=PLAN)
     parser.add_argument("--points", default=None, help="comma-separated; default: every point")
     parser.add_argument("--no-headline", action="store_true", help="skip the front's strong pass")
+    parser.add_argument(
+        "--fresh", action="store_true", help="measure every point again, none read back"
+    )
     parser.add_argument("--output", type=Path, default=ROOT / "logs" / "adversarial_pareto")
     parser.add_argument("--results", type=Path, default=Path(__file__).parent / "pareto")
     parser.add_argument(
@@ -406,21 +482,13 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"--points: {', '.join(unknown)} not in {args.plan}")
     sample = distinct_test_images(plan["seed"])
-    quick = {}
-    for name in names:
-        run_dir = trained(name, plan, args.output)
-        quick[name] = (run_dir, attacked(run_dir, "robustness", plan["robustness"], sample))
-    rows = [summary(name, run_dir, r, None) for name, (run_dir, r) in quick.items()]
-    on_front, best = front(rows), best_point(rows, plan["targets"])
-    if not args.no_headline:  # the best point, and any other whose strong pass is cached
-        for name in names:
-            run_dir = quick[name][0]
-            if name != best and not (run_dir / "headline" / "rows.json").is_file():
-                continue
-            strong = attacked(run_dir, "headline", plan["headline"], sample)
-            rows[names.index(name)] = summary(name, run_dir, quick[name][1], strong)
+    record = {} if args.fresh else recorded(args.results / "results.csv", plan, sample)
+    rows = study(names, plan, sample, record, args.output, headline=not args.no_headline)
     if not args.points:  # the study's tables only from every point
-        seconds = step_seconds(names, plan, args.output)
+        on_front, best = front(rows), best_point(rows, plan["targets"])
+        timed = {n: r["step_s"] for n, r in record.items() if "step_s" in r}
+        # ratios only between steps timed in one process: all again when one point is new
+        seconds = timed if set(names) <= set(timed) else step_seconds(names, plan)
         for row in rows:
             row["step_s"] = seconds[row["point"]]
         strong = attack_names(plan["headline"])

@@ -222,3 +222,91 @@ def test_the_studys_readme_table_is_results_md():
     table = readme[readme.index("| point | front |") :].split("\n\n")[0].splitlines()
     rows = [line for line in results if line.startswith("| ")]
     assert table == rows
+
+
+def write_record(path: Path, rows: list[dict]) -> None:
+    import csv
+
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=sorted({k for r in rows for k in r}))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def tiny_plan() -> dict:
+    return {
+        "seed": 0, "epochs": 16, "base": [], "adversarial": ["callbacks=adversarial"],
+        "points": {"clean": [], "nfgsm": ["attack.eps=2/255"]},
+        "robustness": {"eps": ["2/255"]}, "headline": {"eps": ["4/255"]},
+        "targets": {"clean": 0.9, "apgd_2": 0.7, "apgd_4": 0.5},
+    }  # fmt: skip
+
+
+def test_recorded_reads_back_only_rows_measured_under_the_settings_and_images_now(tmp_path):
+    sample = pareto.distinct_test_images(0, *tiny_test_split(tmp_path / "data", reals=12))
+    plan = tiny_plan()
+    longer = {**plan, "epochs": 32}
+    now, then = pareto.provenance("clean", plan, sample), pareto.provenance("nfgsm", longer, sample)
+    rows = [
+        {"point": "clean", "clean": 0.9, "strong_apgd_2": "", **now},
+        {"point": "nfgsm", "clean": 0.8, **then},
+        {"point": "gone", "clean": 0.7, **now},
+    ]
+    write_record(tmp_path / "results.csv", rows)
+    record = pareto.recorded(tmp_path / "results.csv", plan, sample)
+    assert list(record) == ["clean"]  # nfgsm: trained for other epochs; gone: not in the plan
+    assert record["clean"]["clean"] == 0.9 and "strong_apgd_2" not in record["clean"]
+    assert list(pareto.recorded(tmp_path / "results.csv", longer, sample)) == ["nfgsm"]
+    other_images = pareto.distinct_test_images(1, *tiny_test_split(tmp_path / "data", reals=12))
+    assert pareto.recorded(tmp_path / "results.csv", plan, other_images) == {}
+    assert pareto.recorded(tmp_path / "missing.csv", plan, sample) == {}
+
+
+def test_study_measures_only_the_points_the_record_lacks(tmp_path, monkeypatch):
+    sample = pareto.distinct_test_images(0, *tiny_test_split(tmp_path / "data", reals=12))
+    plan, trained, attacked = tiny_plan(), [], []
+
+    def train(name, plan, output):
+        trained.append(name)
+        return output / name
+
+    def summary(name, run_dir, rows, strong):
+        accuracy = {"clean": 0.95, "apgd_2": 0.1, "apgd_4": 0.0}
+        if name == "nfgsm":
+            accuracy = {"clean": 0.9, "apgd_2": 0.7, "apgd_4": 0.5}
+        return {"point": name, **accuracy, **({"strong_apgd_2": 0.69} if strong else {})}
+
+    monkeypatch.setattr(pareto, "trained", train)
+    monkeypatch.setattr(
+        pareto, "attacked", lambda run, stage, *a: attacked.append(stage) or [stage]
+    )
+    monkeypatch.setattr(pareto, "summary", summary)
+    clean = {**summary("clean", None, [], None), **pareto.provenance("clean", plan, sample)}
+    rows = pareto.study(["clean", "nfgsm"], plan, sample, {"clean": clean}, tmp_path, True)
+    assert trained == ["nfgsm", "nfgsm"] and attacked == ["robustness", "robustness", "headline"]
+    assert rows[0] == clean and rows[1]["strong_apgd_2"] == 0.69  # nfgsm: the best point
+    assert rows[1]["settings"] == pareto.settings_digest("nfgsm", plan)
+    trained.clear()  # the best point read back without its strong pass: measured again
+    nfgsm = {**summary("nfgsm", None, [], None), **pareto.provenance("nfgsm", plan, sample)}
+    rows = pareto.study(["clean", "nfgsm"], plan, sample, {"clean": clean, "nfgsm": nfgsm},
+                        tmp_path, True)  # fmt: skip
+    assert trained == ["nfgsm"] and rows[1]["strong_apgd_2"] == 0.69
+    trained.clear()  # and with it: nothing measured
+    nfgsm["strong_apgd_2"] = 0.6
+    rows = pareto.study(["clean", "nfgsm"], plan, sample, {"clean": clean, "nfgsm": nfgsm},
+                        tmp_path, True)  # fmt: skip
+    assert trained == [] and rows == [clean, nfgsm]
+
+
+def test_the_record_holds_every_point_as_the_plan_trains_it_now():
+    """pareto/results.csv has a row for every point of pareto.yaml, measured under the point's
+    settings as they are: a point added or changed in the plan fails here until it is run."""
+    import csv
+
+    plan = yaml.safe_load(pareto.PLAN.read_text())
+    rows = {
+        r["point"]: r for r in csv.DictReader((SCRIPT.parent / "pareto" / "results.csv").open())
+    }
+    assert list(rows) == list(plan["points"])
+    for name, row in rows.items():
+        assert row["settings"] == pareto.settings_digest(name, plan), name
