@@ -51,9 +51,25 @@ def test_front_keeps_the_points_no_other_beats_on_every_axis():
 
 
 def test_best_point_is_nearest_the_targets_by_its_worst_ratio():
-    targets = {"clean": 0.9, "apgd_2": 0.6, "apgd_4": 0.5}
+    plan = {
+        "base": [], "adversarial": ["callbacks=adversarial"],
+        "points": {"clean": [], "even": ["a=1"], "lop": ["a=2"]},
+        "targets": {"clean": 0.9, "apgd_2": 0.6, "apgd_4": 0.5},
+    }  # fmt: skip
     rows = [row("clean", 0.98, 0.1, 0.0), row("even", 0.81, 0.54, 0.45), row("lop", 0.9, 0.6, 0.3)]
-    assert pareto.best_point(rows, targets) == "even"  # 0.9 of every target; lop: 0.6 at 4/255
+    assert pareto.best_point(rows, plan) == "even"  # 0.9 of every target; lop: 0.6 at 4/255
+
+
+def test_best_point_judges_a_recipe_by_the_mean_of_its_seeds():
+    plan = {
+        "base": [], "adversarial": ["callbacks=adversarial"],
+        "points": {"a": ["eps=2"], "b": ["eps=4"], "b_seed1": ["eps=4", "seed=1"]},
+        "targets": {"clean": 1.0, "apgd_2": 1.0, "apgd_4": 1.0},
+    }  # fmt: skip
+    rows = [row("a", 0.8, 0.8, 0.7), row("b", 0.8, 0.8, 0.6), row("b_seed1", 0.8, 0.8, 0.75)]
+    assert pareto.best_point(rows, plan) == "a"  # b_seed1 alone is best; b's mean is 0.675
+    rows[1] = row("b", 0.8, 0.8, 0.66)
+    assert pareto.best_point(rows, plan) == "b"  # mean 0.705: the recipe's first point
 
 
 def test_mean_flags_leaves_out_the_per_generator_findings():
@@ -169,10 +185,12 @@ def test_the_robust_experiment_is_the_studys_best_point():
     from helpers.configs import compose_config
 
     plan = yaml.safe_load(pareto.PLAN.read_text())
-    rows = list(csv.DictReader((SCRIPT.parent / "pareto" / "results.csv").open()))
+    rows = [
+        r for r in csv.DictReader((SCRIPT.parent / "pareto" / "results.csv").open()) if r["clean"]
+    ]
     for row in rows:
         row.update({axis: float(row[axis]) for axis in plan["targets"]})
-    best = pareto.best_point(rows, plan["targets"])
+    best = pareto.best_point(rows, plan)
     point = compose_config("train", *pareto.point_overrides(best, plan))
     recipe = compose_config("train", "experiment=adversarial_robust")
     for key in ("attack", "callbacks", "data", "model", "trainer", "seed"):
@@ -299,14 +317,36 @@ def test_study_measures_only_the_points_the_record_lacks(tmp_path, monkeypatch):
 
 
 def test_the_record_holds_every_point_as_the_plan_trains_it_now():
-    """pareto/results.csv has a row for every point of pareto.yaml, measured under the point's
-    settings as they are: a point added or changed in the plan fails here until it is run."""
+    """pareto/results.csv has a row for every point of pareto.yaml (and a step time for every
+    one timed only), measured under the point's settings as they are: a point added or changed
+    in the plan fails here until it is run."""
     import csv
 
     plan = yaml.safe_load(pareto.PLAN.read_text())
     rows = {
         r["point"]: r for r in csv.DictReader((SCRIPT.parent / "pareto" / "results.csv").open())
     }
-    assert list(rows) == list(plan["points"])
+    assert list(rows) == [*plan["points"], *plan.get("timed_only", {})]
     for name, row in rows.items():
         assert row["settings"] == pareto.settings_digest(name, plan), name
+
+
+def test_write_results_gives_timed_only_points_their_step_cost_alone(tmp_path):
+    rows = [
+        {**row("clean", 0.92, 0.25, 0.06), "apgd_1": 0.5, "step_s": 0.3},
+        {**row("nfgsm", 0.8, 0.6, 0.4), "apgd_1": 0.7, "step_s": 0.45},
+    ]
+    for r in rows:
+        r.update(test_ap=0.9, journey_mean_ap=0.9, journey_worst_ap=0.7, unseen_fpr=0.05)
+        r.update(collapsed=0.0)
+    wide = [{"point": "wide", "step_s": 3.9, "settings": "s", "images": "i"}]
+    targets = {"clean": 0.93, "apgd_2": 0.75, "apgd_4": 0.6}
+    pareto.write_results(rows, wide, ["clean", "nfgsm"], "nfgsm", targets, 2000, "apgd", tmp_path)
+    table = (tmp_path / "results.md").read_text()
+    assert "| nfgsm | best | 80.0 | 70.0 | 60.0 | 40.0 |" in table and "| 1.50 |" in table
+    assert table.endswith("Timed only, not trained (step cost x clean): wide 13.00x.\n")
+    assert "| wide |" not in table
+    import csv
+
+    record = list(csv.DictReader((tmp_path / "results.csv").open()))
+    assert [r["point"] for r in record] == ["clean", "nfgsm", "wide"] and record[2]["clean"] == ""
