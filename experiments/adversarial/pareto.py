@@ -12,7 +12,8 @@ is shifted by ``logit(t)``, so ACC@0.5 of the shifted model is ACC@t, and the at
 boundary the detector really uses. Every point: clean ACC@t and APGD-CE at 1, 2 and 4/255 on the
 whole test split, every generator's fakes against reals of their own (``distinct_test_images``).
 The front: the points no other beats on clean ACC@t and APGD-CE at 2 and 4/255; the best point:
-the one nearest the targets of ``pareto.yaml`` by its worst axis, attacked again with APGD-CE
+the one nearest the targets of ``pareto.yaml`` by its worst axis (a recipe run with several seeds
+by their mean), attacked again with APGD-CE
 with a restart, Square and the gradient-masking checks. The plan's ``timed_only`` points (too
 long to train here) are timed with the others, for their step cost alone.
 
@@ -83,16 +84,21 @@ def point_overrides(name: str, plan: dict) -> list[str]:
 
 
 def trained(name: str, plan: dict, output: Path) -> Path:
-    """The run directory of point ``name``, trained now unless an earlier run finished it."""
+    """The run directory of point ``name``, trained now unless an earlier run finished it with
+    the overrides the point has now (kept in its ``overrides.json``)."""
     run_dir = output / name
-    if not (run_dir / "metrics.json").is_file():
-        extra = point_overrides(name, plan)
-        cfg = compose_config(
-            "train", f"trainer.max_epochs={plan['epochs']}", *extra, "robustness=journey",
-            f"paths.output_dir={run_dir}",
-        )  # fmt: skip
-        print(f"Training {name}: {' '.join(extra)}", flush=True)
-        train(cfg)
+    overrides = [f"trainer.max_epochs={plan['epochs']}", *point_overrides(name, plan)]
+    stamp = run_dir / "overrides.json"
+    if (run_dir / "metrics.json").is_file():
+        if not stamp.is_file() or json.loads(stamp.read_text()) != overrides:
+            raise SystemExit(
+                f"{run_dir}: trained with other overrides than point {name} has now; move it "
+                "away to train the point again"
+            )
+        return run_dir
+    print(f"Training {name}: {' '.join(overrides)}", flush=True)
+    train(compose_config("train", *overrides, "robustness=journey", f"paths.output_dir={run_dir}"))
+    stamp.write_text(json.dumps(overrides))
     return run_dir
 
 
@@ -184,8 +190,9 @@ def cache_key(sample: Sample, settings: dict, checkpoint: Path) -> str:
 
 
 def settings_digest(name: str, plan: dict) -> str:
-    """What point ``name``'s row of the study depends on besides the code and the images: its
-    training overrides and epochs, and the attacks of both passes."""
+    """What point ``name``'s row of the study depends on besides the code, the defaults of
+    ``conf/`` and the images: its training overrides and epochs, and the attacks of both
+    passes."""
     settings = {
         "overrides": point_overrides(name, plan),
         **{k: plan[k] for k in ("seed", "epochs", "robustness", "headline")},
@@ -215,7 +222,10 @@ def recorded(results_csv: Path, plan: dict, sample: Sample) -> dict[str, dict]:
             continue
         if raw.get("settings") != settings_digest(name, plan):
             continue
-        rows[name] = {k: v if k in TEXT_COLUMNS else float(v) for k, v in raw.items() if v != ""}
+        row = {k: v if k in TEXT_COLUMNS else float(v) for k, v in raw.items() if v != ""}
+        if name in plan["points"] and not all(axis in row for axis in AXES):
+            continue  # a step time alone: the point was timed only when it was recorded
+        rows[name] = row
     return rows
 
 

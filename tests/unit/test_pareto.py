@@ -266,9 +266,9 @@ def test_recorded_reads_back_only_rows_measured_under_the_settings_and_images_no
     longer = {**plan, "epochs": 32}
     now, then = pareto.provenance("clean", plan, sample), pareto.provenance("nfgsm", longer, sample)
     rows = [
-        {"point": "clean", "clean": 0.9, "strong_apgd_2": "", **now},
-        {"point": "nfgsm", "clean": 0.8, **then},
-        {"point": "gone", "clean": 0.7, **now},
+        {**row("clean", 0.9, 0.2, 0.1), "strong_apgd_2": "", **now},
+        {**row("nfgsm", 0.8, 0.6, 0.4), **then},
+        {**row("gone", 0.7, 0.6, 0.5), **now},
     ]
     write_record(tmp_path / "results.csv", rows)
     record = pareto.recorded(tmp_path / "results.csv", plan, sample)
@@ -278,6 +278,11 @@ def test_recorded_reads_back_only_rows_measured_under_the_settings_and_images_no
     other_images = pareto.distinct_test_images(1, *tiny_test_split(tmp_path / "data", reals=12))
     assert pareto.recorded(tmp_path / "results.csv", plan, other_images) == {}
     assert pareto.recorded(tmp_path / "missing.csv", plan, sample) == {}
+    # a step time alone (the point was timed only then) is no measurement of the point
+    write_record(tmp_path / "timed.csv", [{"point": "nfgsm", "step_s": 1.2, **then}])
+    assert pareto.recorded(tmp_path / "timed.csv", longer, sample) == {}
+    timed_only = {**longer, "points": {"clean": []}, "timed_only": longer["points"]}
+    assert pareto.recorded(tmp_path / "timed.csv", timed_only, sample)["nfgsm"]["step_s"] == 1.2
 
 
 def test_study_measures_only_the_points_the_record_lacks(tmp_path, monkeypatch):
@@ -314,6 +319,24 @@ def test_study_measures_only_the_points_the_record_lacks(tmp_path, monkeypatch):
     rows = pareto.study(["clean", "nfgsm"], plan, sample, {"clean": clean, "nfgsm": nfgsm},
                         tmp_path, True)  # fmt: skip
     assert trained == [] and rows == [clean, nfgsm]
+    (tmp_path / "clean").mkdir()  # a run under the output wins over the record
+    (tmp_path / "clean" / "metrics.json").write_text("{}")
+    pareto.study(["clean", "nfgsm"], plan, sample, {"clean": clean, "nfgsm": nfgsm}, tmp_path, True)
+    assert trained == ["clean"]
+
+
+def test_trained_reuses_only_a_run_of_the_points_overrides_now(tmp_path):
+    plan = tiny_plan()
+    run = tmp_path / "nfgsm"
+    run.mkdir()
+    (run / "metrics.json").write_text("{}")
+    with pytest.raises(SystemExit, match="nfgsm: trained with other overrides"):
+        pareto.trained("nfgsm", plan, tmp_path)  # no record of its overrides
+    overrides = ["trainer.max_epochs=16", "callbacks=adversarial", "attack.eps=2/255"]
+    (run / "overrides.json").write_text(json.dumps(overrides))
+    assert pareto.trained("nfgsm", plan, tmp_path) == run
+    with pytest.raises(SystemExit, match="move it away"):
+        pareto.trained("nfgsm", {**plan, "epochs": 32}, tmp_path)
 
 
 def test_the_record_holds_every_point_as_the_plan_trains_it_now():
