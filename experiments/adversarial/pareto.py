@@ -13,8 +13,8 @@ boundary the detector really uses. Every point: clean ACC@t and APGD-CE at 1, 2 
 whole test split, every generator's fakes against reals of their own (``distinct_test_images``).
 The front: the points no other beats on clean ACC@t and APGD-CE at 2 and 4/255; the best point:
 the one nearest the targets of ``pareto.yaml`` by its worst axis (a recipe run with several seeds
-by their mean), attacked again with APGD-CE
-with a restart, Square and the gradient-masking checks. The plan's ``timed_only`` points (too
+by their mean), attacked again with APGD-CE with a restart, Square and the gradient-masking
+checks. The plan's ``timed_only`` points (too
 long to train here) are timed with the others, for their step cost alone.
 
 Everything is cached under ``--output`` (a point already trained or evaluated is read back), so
@@ -36,6 +36,7 @@ import json
 import math
 import sys
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from textwrap import fill
 
@@ -146,6 +147,11 @@ class Sample:
     def images(self) -> int:
         return sum(len(loader.dataset) for loader in self.loaders.values())
 
+    @cached_property
+    def digest(self) -> str:
+        """Every image, its generator and label, hashed once (the record's ``images`` column)."""
+        return hashlib.sha256(self.content).hexdigest()[:16]
+
 
 def distinct_test_images(seed: int, *overrides: str) -> Sample:
     """Per generator of the test split, every one of its fakes against as many reals, no real
@@ -200,11 +206,6 @@ def settings_digest(name: str, plan: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def images_digest(sample: Sample) -> str:
-    """Every image of the sample, its generator and label (see :func:`cache_key`)."""
-    return hashlib.sha256(sample.content).hexdigest()[:16]
-
-
 TEXT_COLUMNS = ("point", "flags", "settings", "images")  # the record's other columns are numbers
 
 
@@ -218,7 +219,7 @@ def recorded(results_csv: Path, plan: dict, sample: Sample) -> dict[str, dict]:
     for raw in csv.DictReader(results_csv.open()):
         name = raw.get("point")
         known = name in plan["points"] or name in plan.get("timed_only", {})
-        if not known or raw.get("images") != images_digest(sample):
+        if not known or raw.get("images") != sample.digest:
             continue
         if raw.get("settings") != settings_digest(name, plan):
             continue
@@ -231,7 +232,7 @@ def recorded(results_csv: Path, plan: dict, sample: Sample) -> dict[str, dict]:
 
 def provenance(name: str, plan: dict, sample: Sample) -> dict[str, str]:
     """The record's columns that say what a row was measured under."""
-    return {"settings": settings_digest(name, plan), "images": images_digest(sample)}
+    return {"settings": settings_digest(name, plan), "images": sample.digest}
 
 
 def attacked(run_dir: Path, stage: str, settings: dict, sample: Sample) -> list[dict]:
